@@ -1,0 +1,326 @@
+//! The real embedder: fastembed's user-defined model on ONNX Runtime loaded at run time.
+//!
+//! `TextEmbedding::embed` takes `&mut self` and is CPU-bound, so each model session lives on its
+//! own OS thread. Requests arrive over one bounded channel shared by the workers; a worker takes
+//! what is waiting (up to a small wait bound), sorts the texts by length and runs them through
+//! the model in batches bounded by tokens as well as by count, since memory grows with batch
+//! size times text length. A full channel is `EmbedError::Overloaded`, never an unbounded queue.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+use ort::environment::Environment;
+use tokio::sync::oneshot;
+
+use super::{EmbedError, Embedder};
+use crate::config::{EmbeddingSettings, PoolingSetting};
+
+/// The files a model directory must hold.
+const MODEL_FILES: [&str; 5] = [
+    "model.onnx",
+    "tokenizer.json",
+    "config.json",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+];
+
+type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
+
+struct Job {
+    texts: Vec<String>,
+    reply: Reply,
+}
+
+/// The fastembed adapter: a pool of model threads behind a bounded channel.
+pub struct FastembedEmbedder {
+    sender: Sender<Job>,
+    dimension: usize,
+    model_id: String,
+    alive: Arc<AtomicUsize>,
+}
+
+impl FastembedEmbedder {
+    /// Loads ONNX Runtime and the model (once per worker) and starts the workers. Blocking: call
+    /// from start-up, not from an async worker. Every failure is a clear error, never a panic.
+    pub fn load(settings: &EmbeddingSettings) -> Result<Self, EmbedError> {
+        let environment = runtime_environment(&settings.ort_dylib_path)?;
+        let files = read_model_files(&settings.model_dir)?;
+        let pooling = match settings.pooling {
+            PoolingSetting::Mean => Pooling::Mean,
+            PoolingSetting::Cls => Pooling::Cls,
+        };
+        let (sender, receiver) = crossbeam_channel::bounded(settings.queue);
+        let alive = Arc::new(AtomicUsize::new(0));
+        let mut dimension = 0;
+        for index in 0..settings.workers {
+            let mut model = build_model(&files, pooling.clone(), &environment, settings)?;
+            let probe = model
+                .embed(["dimension probe"], None)
+                .map_err(|e| EmbedError::Load(format!("running the model once: {e}")))?;
+            dimension = probe.first().map_or(0, Vec::len);
+            if dimension == 0 {
+                return Err(EmbedError::Load("the model returned an empty vector".into()));
+            }
+            let worker = Worker {
+                receiver: receiver.clone(),
+                batch_wait: Duration::from_micros(settings.batch_wait_us),
+                batch_tokens: settings.batch_tokens,
+                batch_texts: settings.batch_texts,
+                max_tokens: settings.max_tokens,
+            };
+            let alive = alive.clone();
+            alive.fetch_add(1, Ordering::SeqCst);
+            thread::Builder::new()
+                .name(format!("embed-{index}"))
+                .spawn(move || {
+                    worker.run(&mut model);
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                })
+                .map_err(|e| EmbedError::Load(format!("starting a worker thread: {e}")))?;
+        }
+        let model_id = settings
+            .model_dir
+            .file_name()
+            .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
+        tracing::info!(
+            dimension,
+            workers = settings.workers,
+            intra_threads = settings.intra_threads,
+            model_dir = %settings.model_dir.display(),
+            "embedding model loaded"
+        );
+        Ok(Self {
+            sender,
+            dimension,
+            model_id,
+            alive,
+        })
+    }
+}
+
+#[async_trait]
+impl Embedder for FastembedEmbedder {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.sender.try_send(Job { texts, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(EmbedError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(EmbedError::Stopped),
+        }
+        answer.await.map_err(|_| EmbedError::Stopped)?
+    }
+
+    async fn health(&self) -> Result<(), EmbedError> {
+        if self.alive.load(Ordering::SeqCst) == 0 {
+            return Err(EmbedError::Stopped);
+        }
+        Ok(())
+    }
+}
+
+/// ONNX Runtime allows one environment per process, and the library is loaded once; tests start
+/// several services in one process, so the environment is kept here and shared.
+static ENVIRONMENT: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+
+fn runtime_environment(path: &Path) -> Result<Environment, EmbedError> {
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((loaded, environment)) = slot.as_ref() {
+        if loaded != path {
+            return Err(EmbedError::Load(format!(
+                "ONNX Runtime is already loaded from {} in this process; cannot switch to {}",
+                loaded.display(),
+                path.display()
+            )));
+        }
+        return Ok(environment.clone());
+    }
+    if !path.is_file() {
+        return Err(EmbedError::Load(format!(
+            "no ONNX Runtime library at {} (run scripts/fetch-model, or set --ort-dylib-path)",
+            path.display()
+        )));
+    }
+    let environment = ort::init_from(path)
+        .map_err(|e| EmbedError::Load(format!("loading ONNX Runtime: {e}")))?
+        .with_name("pertinent")
+        .build()
+        .map_err(|e| EmbedError::Load(format!("creating the ONNX Runtime environment: {e}")))?;
+    *slot = Some((path.to_path_buf(), environment.clone()));
+    Ok(environment)
+}
+
+struct ModelFiles {
+    onnx: Vec<u8>,
+    tokenizer: TokenizerFiles,
+}
+
+fn read_model_files(dir: &Path) -> Result<ModelFiles, EmbedError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| {
+            EmbedError::Load(format!(
+                "reading {}: {e} (the model directory needs {}; run scripts/fetch-model, or set --model-dir)",
+                path.display(),
+                MODEL_FILES.join(", ")
+            ))
+        })
+    };
+    Ok(ModelFiles {
+        onnx: read(MODEL_FILES[0])?,
+        tokenizer: TokenizerFiles {
+            tokenizer_file: read(MODEL_FILES[1])?,
+            config_file: read(MODEL_FILES[2])?,
+            special_tokens_map_file: read(MODEL_FILES[3])?,
+            tokenizer_config_file: read(MODEL_FILES[4])?,
+        },
+    })
+}
+
+fn build_model(
+    files: &ModelFiles,
+    pooling: Pooling,
+    environment: &Environment,
+    settings: &EmbeddingSettings,
+) -> Result<TextEmbedding, EmbedError> {
+    let model = UserDefinedEmbeddingModel::new(files.onnx.clone(), files.tokenizer.clone())
+        .with_pooling(pooling);
+    let options = InitOptionsUserDefined::new()
+        .with_environment(environment.clone())
+        .with_max_length(settings.max_tokens)
+        .with_intra_threads(settings.intra_threads);
+    TextEmbedding::try_new_from_user_defined(model, options)
+        .map_err(|e| EmbedError::Load(format!("building the ONNX session: {e}")))
+}
+
+struct Worker {
+    receiver: Receiver<Job>,
+    batch_wait: Duration,
+    batch_tokens: usize,
+    batch_texts: usize,
+    max_tokens: usize,
+}
+
+impl Worker {
+    /// Serves jobs until every sender is gone.
+    fn run(&self, model: &mut TextEmbedding) {
+        let mut carried: Option<Job> = None;
+        loop {
+            let first = match carried.take() {
+                Some(job) => job,
+                None => match self.receiver.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            let mut jobs = vec![first];
+            let mut texts = jobs[0].texts.len();
+            let deadline = Instant::now() + self.batch_wait;
+            // Gather what arrives within the wait bound, up to one batch worth of texts.
+            while texts < self.batch_texts {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.receiver.recv_timeout(left) {
+                    Ok(job) if texts + job.texts.len() > self.batch_texts => {
+                        carried = Some(job);
+                        break;
+                    }
+                    Ok(job) => {
+                        texts += job.texts.len();
+                        jobs.push(job);
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.serve(model, jobs);
+        }
+    }
+
+    /// Embeds every text of `jobs` in length-sorted, token-bounded batches, then replies.
+    fn serve(&self, model: &mut TextEmbedding, jobs: Vec<Job>) {
+        let mut owners = Vec::new();
+        let mut texts = Vec::new();
+        let mut replies = Vec::with_capacity(jobs.len());
+        for (job_index, job) in jobs.into_iter().enumerate() {
+            for text in job.texts {
+                owners.push(job_index);
+                texts.push(text);
+            }
+            replies.push(job.reply);
+        }
+        let tokens: Vec<usize> = texts
+            .iter()
+            .map(|t| {
+                model
+                    .tokenizer
+                    .encode(t.as_str(), true)
+                    .map_or(self.max_tokens, |e| e.len())
+                    .min(self.max_tokens)
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| tokens[i]);
+
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        let mut failure: Option<String> = None;
+        let mut start = 0;
+        while start < order.len() && failure.is_none() {
+            // Texts are sorted by length, so a batch pads to its last (longest) text.
+            let mut end = start;
+            while end < order.len() {
+                let padded = tokens[order[end]] * (end - start + 1);
+                if end > start && (padded > self.batch_tokens || end - start >= self.batch_texts)
+                {
+                    break;
+                }
+                end += 1;
+            }
+            let batch: Vec<&str> = order[start..end].iter().map(|&i| texts[i].as_str()).collect();
+            match model.embed(&batch, Some(batch.len())) {
+                Ok(out) => {
+                    for (&i, v) in order[start..end].iter().zip(out) {
+                        vectors[i] = Some(v);
+                    }
+                }
+                Err(e) => failure = Some(e.to_string()),
+            }
+            start = end;
+        }
+
+        let mut per_job: Vec<Vec<Vec<f32>>> = replies.iter().map(|_| Vec::new()).collect();
+        if failure.is_none() {
+            for (owner, vector) in owners.iter().zip(vectors) {
+                match vector {
+                    Some(v) => per_job[*owner].push(v),
+                    None => failure = Some("a text got no vector".into()),
+                }
+            }
+        }
+        for (reply, vectors) in replies.into_iter().zip(per_job) {
+            let answer = match &failure {
+                Some(message) => Err(EmbedError::Model(message.clone())),
+                None => Ok(vectors),
+            };
+            // The caller may have given up (deadline); nothing to do then.
+            let _ = reply.send(answer);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Caches in front of the store, so that scoring registered content touches no disk or network.
+//!
+//! - profiles: a prospect's signals as scoring sees them (no texts), by (tenant, prospect);
+//! - content vectors, by (tenant, content);
+//! - the tenant's baseline sample: the profiles of up to `baseline_sample` prospects;
+//! - per registered piece, its relevance to each prospect of that sample.
+//!
+//! Writes through this engine invalidate at once. Every entry also expires after the configured
+//! TTL, which bounds how stale a replica can be when another replica writes to a shared Qdrant.
+//! Concurrent misses on one key load once (moka's `try_get_with`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use moka::future::Cache;
+
+use super::{EngineError, EngineLimits, ResolvedCandidate};
+use crate::domain::{ContentId, Millis, ProspectId, Tenant};
+use crate::scoring::{Profile, ProfileSignal, ScoringConfig, relevance_value};
+use crate::store::{StoreError, VectorStore};
+
+/// A tenant's baseline sample.
+struct Sample {
+    generation: u64,
+    members: Vec<(ProspectId, Arc<Profile>)>,
+}
+
+/// One piece's relevance to each member of a sample of a given generation.
+struct PieceBaseline {
+    generation: u64,
+    values: Arc<Vec<(ProspectId, f32)>>,
+}
+
+/// A load that found nothing is not an error, but must not be cached either.
+#[derive(Debug, Clone)]
+enum Miss {
+    Absent,
+    Failed(Arc<StoreError>),
+}
+
+impl From<StoreError> for Miss {
+    fn from(e: StoreError) -> Self {
+        Self::Failed(Arc::new(e))
+    }
+}
+
+fn unwrap_miss<T>(result: Result<T, Arc<Miss>>) -> Result<Option<T>, EngineError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(miss) => match &*miss {
+            Miss::Absent => Ok(None),
+            Miss::Failed(e) => Err(EngineError::Store(e.as_ref().clone())),
+        },
+    }
+}
+
+pub(super) struct Caches {
+    profiles: Cache<(Tenant, ProspectId), Arc<Profile>>,
+    contents: Cache<(Tenant, ContentId), Arc<Vec<f32>>>,
+    samples: Cache<Tenant, Arc<Sample>>,
+    piece_baselines: Cache<(Tenant, ContentId), Arc<PieceBaseline>>,
+    generation: AtomicU64,
+}
+
+impl Caches {
+    pub(super) fn new(limits: &EngineLimits) -> Self {
+        let ttl = limits.cache_ttl;
+        Self {
+            profiles: Cache::builder()
+                .max_capacity(limits.profile_cache_capacity)
+                .time_to_live(ttl)
+                .build(),
+            contents: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            samples: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            piece_baselines: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// A prospect or its signals changed: its profile and its tenant's sample are stale.
+    pub(super) async fn prospect_changed(&self, tenant: &Tenant, prospect: &ProspectId) {
+        self.profiles
+            .invalidate(&(tenant.clone(), prospect.clone()))
+            .await;
+        self.samples.invalidate(tenant).await;
+    }
+
+    /// A content piece changed.
+    pub(super) async fn content_changed(&self, tenant: &Tenant, id: &ContentId) {
+        let key = (tenant.clone(), id.clone());
+        self.contents.invalidate(&key).await;
+        self.piece_baselines.invalidate(&key).await;
+    }
+
+    /// The profile of a prospect; `None` when it does not exist.
+    pub(super) async fn profile(
+        &self,
+        store: &dyn VectorStore,
+        config: &ScoringConfig,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Option<Arc<Profile>>, EngineError> {
+        let key = (tenant.clone(), prospect.clone());
+        let loaded = self
+            .profiles
+            .try_get_with(key, async {
+                let records = store
+                    .prospect_signals(tenant, prospect)
+                    .await?
+                    .ok_or(Miss::Absent)?;
+                let signals = records
+                    .into_iter()
+                    .map(|r| ProfileSignal {
+                        id: r.id.to_string(),
+                        source: r.source,
+                        polarity: r.polarity,
+                        observed_at: r.observed_at,
+                        weight: r.weight.get(),
+                        vector: r.vector,
+                    })
+                    .collect();
+                Ok::<_, Miss>(Arc::new(Profile::new(signals, config)))
+            })
+            .await;
+        unwrap_miss(loaded)
+    }
+
+    /// The vector of a registered piece; `None` when it is not registered.
+    pub(super) async fn content_vector(
+        &self,
+        store: &dyn VectorStore,
+        tenant: &Tenant,
+        id: &ContentId,
+    ) -> Result<Option<Arc<Vec<f32>>>, EngineError> {
+        let key = (tenant.clone(), id.clone());
+        let loaded = self
+            .contents
+            .try_get_with(key, async {
+                let record = store.get_content(tenant, id).await?.ok_or(Miss::Absent)?;
+                Ok::<_, Miss>(Arc::new(record.vector))
+            })
+            .await;
+        unwrap_miss(loaded)
+    }
+
+    async fn sample(
+        &self,
+        store: &dyn VectorStore,
+        config: &ScoringConfig,
+        tenant: &Tenant,
+    ) -> Result<Arc<Sample>, EngineError> {
+        let loaded = self
+            .samples
+            .try_get_with(tenant.clone(), async {
+                let ids = store
+                    .sample_prospects(tenant, config.baseline_sample)
+                    .await
+                    .map_err(|e| EngineError::Store(e))?;
+                let mut members = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(profile) = self.profile(store, config, tenant, &id).await? {
+                        members.push((id, profile));
+                    }
+                }
+                Ok::<_, EngineError>(Arc::new(Sample {
+                    generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                    members,
+                }))
+            })
+            .await;
+        loaded.map_err(|e| match &*e {
+            EngineError::Store(s) => EngineError::Store(s.clone()),
+            other => EngineError::Unavailable(other.to_string()),
+        })
+    }
+
+    /// The candidate's relevance to every prospect of the tenant's baseline sample; cached per
+    /// registered piece for as long as the sample stays the same.
+    pub(super) async fn baseline_values(
+        &self,
+        store: &dyn VectorStore,
+        config: &ScoringConfig,
+        tenant: &Tenant,
+        candidate: &ResolvedCandidate,
+        now: Millis,
+    ) -> Result<Arc<Vec<(ProspectId, f32)>>, EngineError> {
+        let sample = self.sample(store, config, tenant).await?;
+        let compute = || {
+            Arc::new(
+                sample
+                    .members
+                    .iter()
+                    .map(|(id, p)| (id.clone(), relevance_value(&candidate.vector, p, now, config)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let Some(content) = &candidate.content else {
+            return Ok(compute());
+        };
+        let key = (tenant.clone(), content.clone());
+        if let Some(cached) = self.piece_baselines.get(&key).await
+            && cached.generation == sample.generation
+        {
+            return Ok(cached.values.clone());
+        }
+        let values = compute();
+        self.piece_baselines
+            .insert(
+                key,
+                Arc::new(PieceBaseline {
+                    generation: sample.generation,
+                    values: values.clone(),
+                }),
+            )
+            .await;
+        Ok(values)
+    }
+}

@@ -1,0 +1,501 @@
+//! The engine: where async I/O (the store, the model) meets the pure scoring maths.
+//!
+//! It owns the caches in front of the store (profiles, content vectors, tenant baselines), the
+//! admission limits, and the clock. It takes and returns domain types only; `grpc/` converts.
+
+mod cache;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::domain::{
+    ContentId, ContentKind, ContentRecord, Millis, Polarity, ProspectId, ProspectRecord, SignalId,
+    SignalRecord, SignalSource, Tenant, Text, Weight, embedding_text,
+};
+use crate::embedding::{EmbedError, Embedder};
+use crate::scoring::{self, Assessment, Baseline, Decision, Profile, ScoringConfig};
+use crate::store::{ProspectSummary, SignalWrite, StoreError, VectorStore};
+
+use cache::Caches;
+
+/// Why the engine could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The prospect or content named does not exist in the tenant.
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// Too much work in flight; the caller should back off and retry.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
+    /// A dependency cannot be reached right now.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+/// Bounds the engine enforces on work.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Tenant-wide scans (FindAudience) at once.
+    pub max_scans: usize,
+    /// How long cached profiles, content and baselines may be served.
+    pub cache_ttl: Duration,
+    /// How many profiles to cache.
+    pub profile_cache_capacity: u64,
+}
+
+/// A signal as a client sends it, before embedding.
+#[derive(Debug, Clone)]
+pub struct NewSignal {
+    pub id: SignalId,
+    pub source: SignalSource,
+    pub polarity: Polarity,
+    pub observed_at: Option<Millis>,
+    pub weight: Weight,
+    pub text: Text,
+}
+
+/// A content piece as a client sends it, before embedding.
+#[derive(Debug, Clone)]
+pub struct NewContent {
+    pub id: ContentId,
+    pub kind: ContentKind,
+    pub title: String,
+    pub body: Text,
+    pub tags: Vec<String>,
+}
+
+/// Something to score: a registered piece or an unsaved draft.
+#[derive(Debug, Clone)]
+pub enum CandidateInput {
+    Content(ContentId),
+    Draft {
+        id: String,
+        title: String,
+        body: Text,
+    },
+}
+
+/// A candidate with its vector, ready to score.
+#[derive(Clone)]
+pub struct ResolvedCandidate {
+    pub id: String,
+    /// `Some` for registered content: its baseline can be cached.
+    pub content: Option<ContentId>,
+    pub vector: Arc<Vec<f32>>,
+}
+
+/// One scored candidate.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub candidate_id: String,
+    pub assessment: Assessment,
+}
+
+/// The engine. Cheap to share: hold it in an `Arc`.
+pub struct Engine {
+    embedder: Arc<dyn Embedder>,
+    store: Arc<dyn VectorStore>,
+    config: ScoringConfig,
+    caches: Caches,
+    in_flight: Arc<Semaphore>,
+    scans: Arc<Semaphore>,
+}
+
+/// The current time in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+impl Engine {
+    /// An engine over the given ports.
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn VectorStore>,
+        config: ScoringConfig,
+        limits: EngineLimits,
+    ) -> Self {
+        Self {
+            embedder,
+            store,
+            caches: Caches::new(&limits),
+            config,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            scans: Arc::new(Semaphore::new(limits.max_scans)),
+        }
+    }
+
+    /// The scoring parameters in force.
+    pub fn config(&self) -> &ScoringConfig {
+        &self.config
+    }
+
+    /// Ok when the model and the store both answer.
+    pub async fn health(&self) -> Result<(), EngineError> {
+        self.embedder.health().await?;
+        self.store.health().await?;
+        Ok(())
+    }
+
+    /// Admits one request, or refuses at once when too many are in flight.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, EngineError> {
+        self.in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| EngineError::Overloaded("too many requests in flight"))
+    }
+
+    // ------------------------------------------------------------ prospects and signals
+
+    /// Creates or replaces a prospect; returns it with its signal count.
+    pub async fn upsert_prospect(
+        &self,
+        tenant: &Tenant,
+        prospect: ProspectRecord,
+    ) -> Result<ProspectSummary, EngineError> {
+        self.store.upsert_prospect(tenant, &prospect).await?;
+        self.caches.prospect_changed(tenant, &prospect.id).await;
+        self.get_prospect(tenant, &prospect.id).await
+    }
+
+    /// A prospect with its signal count.
+    pub async fn get_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<ProspectSummary, EngineError> {
+        self.store
+            .get_prospect(tenant, id)
+            .await?
+            .ok_or_else(|| not_found("prospect", id))
+    }
+
+    /// Erases a prospect and all that belongs to it; `None` when there was no such prospect.
+    pub async fn delete_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<u32>, EngineError> {
+        let deleted = self.store.delete_prospect(tenant, id).await;
+        // Invalidate even on error: part of the erasure may have happened.
+        self.caches.prospect_changed(tenant, id).await;
+        Ok(deleted?)
+    }
+
+    /// Embeds and stores signals (replacing by id).
+    pub async fn add_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        signals: Vec<NewSignal>,
+    ) -> Result<SignalWrite, EngineError> {
+        // Fail fast, before spending model time, when the prospect does not exist. The store
+        // checks again atomically with the write.
+        if self.store.get_prospect(tenant, prospect).await?.is_none() {
+            return Err(not_found("prospect", prospect));
+        }
+        let texts = signals.iter().map(|s| s.text.as_str().to_owned()).collect();
+        let vectors = self.embedder.embed(texts).await?;
+        let now = now_millis();
+        let records: Vec<SignalRecord> = signals
+            .into_iter()
+            .zip(vectors)
+            .map(|(s, vector)| SignalRecord {
+                id: s.id,
+                source: s.source,
+                polarity: s.polarity,
+                observed_at: s.observed_at.unwrap_or(now),
+                weight: s.weight,
+                text: s.text,
+                vector,
+            })
+            .collect();
+        let written = self.store.upsert_signals(tenant, prospect, &records).await;
+        self.caches.prospect_changed(tenant, prospect).await;
+        written.map_err(|e| missing_prospect(e, prospect))
+    }
+
+    /// Deletes signals by id; returns (deleted, remaining).
+    pub async fn delete_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        ids: &[SignalId],
+    ) -> Result<(u32, u32), EngineError> {
+        let result = self.store.delete_signals(tenant, prospect, ids).await;
+        self.caches.prospect_changed(tenant, prospect).await;
+        result.map_err(|e| missing_prospect(e, prospect))
+    }
+
+    // ------------------------------------------------------------ content
+
+    /// Embeds and stores a content piece (replacing by id).
+    pub async fn register_content(
+        &self,
+        tenant: &Tenant,
+        content: NewContent,
+    ) -> Result<ContentRecord, EngineError> {
+        let text = embedding_text(&content.title, content.body.as_str());
+        let vector = self
+            .embedder
+            .embed(vec![text])
+            .await?
+            .pop()
+            .ok_or_else(|| EngineError::Embed(EmbedError::Model("no vector returned".into())))?;
+        let record = ContentRecord {
+            id: content.id,
+            kind: content.kind,
+            title: content.title,
+            body: content.body,
+            tags: content.tags,
+            vector,
+        };
+        let stored = self.store.upsert_content(tenant, &record).await;
+        self.caches.content_changed(tenant, &record.id).await;
+        stored?;
+        Ok(record)
+    }
+
+    /// A registered content piece.
+    pub async fn get_content(
+        &self,
+        tenant: &Tenant,
+        id: &ContentId,
+    ) -> Result<ContentRecord, EngineError> {
+        self.store
+            .get_content(tenant, id)
+            .await?
+            .ok_or_else(|| not_found("content", id))
+    }
+
+    /// Deletes a content piece; false when there was none.
+    pub async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, EngineError> {
+        let deleted = self.store.delete_content(tenant, id).await;
+        self.caches.content_changed(tenant, id).await;
+        Ok(deleted?)
+    }
+
+    // ------------------------------------------------------------ scoring
+
+    /// Resolves candidates to vectors: registered content from the cache or store, drafts
+    /// through the model in one batch.
+    pub async fn resolve(
+        &self,
+        tenant: &Tenant,
+        candidates: Vec<CandidateInput>,
+    ) -> Result<Vec<ResolvedCandidate>, EngineError> {
+        let mut drafts = Vec::new();
+        let mut resolved: Vec<Option<ResolvedCandidate>> = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.into_iter().enumerate() {
+            match c {
+                CandidateInput::Content(id) => {
+                    let vector = self
+                        .caches
+                        .content_vector(&*self.store, tenant, &id)
+                        .await?
+                        .ok_or_else(|| not_found("content", &id))?;
+                    resolved.push(Some(ResolvedCandidate {
+                        id: id.to_string(),
+                        content: Some(id),
+                        vector,
+                    }));
+                }
+                CandidateInput::Draft { id, title, body } => {
+                    drafts.push((i, id, embedding_text(&title, body.as_str())));
+                    resolved.push(None);
+                }
+            }
+        }
+        if !drafts.is_empty() {
+            let texts = drafts.iter().map(|(_, _, t)| t.clone()).collect();
+            let vectors = self.embedder.embed(texts).await?;
+            for ((i, id, _), vector) in drafts.into_iter().zip(vectors) {
+                resolved[i] = Some(ResolvedCandidate {
+                    id,
+                    content: None,
+                    vector: Arc::new(vector),
+                });
+            }
+        }
+        Ok(resolved.into_iter().flatten().collect())
+    }
+
+    /// The profile of a prospect, from the cache or the store.
+    pub async fn profile(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Arc<Profile>, EngineError> {
+        self.caches
+            .profile(&*self.store, &self.config, tenant, prospect)
+            .await?
+            .ok_or_else(|| not_found("prospect", prospect))
+    }
+
+    /// The relevance of `candidate` to each prospect of the tenant's baseline sample.
+    async fn baseline_values(
+        &self,
+        tenant: &Tenant,
+        candidate: &ResolvedCandidate,
+        now: Millis,
+    ) -> Result<Arc<Vec<(ProspectId, f32)>>, EngineError> {
+        self.caches
+            .baseline_values(&*self.store, &self.config, tenant, candidate, now)
+            .await
+    }
+
+    fn assess_one(
+        &self,
+        candidate: &ResolvedCandidate,
+        prospect: &ProspectId,
+        profile: &Profile,
+        baseline: &[(ProspectId, f32)],
+        now: Millis,
+    ) -> Scored {
+        let others = Baseline::from_relevances(
+            baseline
+                .iter()
+                .filter(|(id, _)| id != prospect)
+                .map(|(_, v)| *v),
+        );
+        Scored {
+            candidate_id: candidate.id.clone(),
+            assessment: scoring::assess(&candidate.vector, profile, others, now, &self.config),
+        }
+    }
+
+    /// Scores resolved candidates for one prospect, in the given order.
+    pub async fn score_resolved(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        candidates: &[ResolvedCandidate],
+        now: Millis,
+    ) -> Result<Vec<Scored>, EngineError> {
+        let profile = self.profile(tenant, prospect).await?;
+        let mut out = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            let baseline = self.baseline_values(tenant, c, now).await?;
+            out.push(self.assess_one(c, prospect, &profile, &baseline, now));
+        }
+        Ok(out)
+    }
+
+    /// Scores one candidate for one prospect.
+    pub async fn score(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        candidate: CandidateInput,
+    ) -> Result<Scored, EngineError> {
+        // Check the prospect before spending model time on a draft.
+        self.profile(tenant, prospect).await?;
+        let resolved = self.resolve(tenant, vec![candidate]).await?;
+        let mut scored = self
+            .score_resolved(tenant, prospect, &resolved, now_millis())
+            .await?;
+        Ok(scored.remove(0))
+    }
+
+    /// Scores candidates for one prospect and returns the best `top_k` (0: all), best first.
+    pub async fn rank(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        candidates: Vec<CandidateInput>,
+        top_k: usize,
+    ) -> Result<Vec<Scored>, EngineError> {
+        self.profile(tenant, prospect).await?;
+        let resolved = self.resolve(tenant, candidates).await?;
+        let mut scored = self
+            .score_resolved(tenant, prospect, &resolved, now_millis())
+            .await?;
+        sort_best_first(&mut scored);
+        if top_k > 0 {
+            scored.truncate(top_k);
+        }
+        Ok(scored)
+    }
+
+    /// The prospects a candidate is most relevant to, best first, at most `limit`.
+    pub async fn find_audience(
+        &self,
+        tenant: &Tenant,
+        candidate: CandidateInput,
+        limit: usize,
+    ) -> Result<Vec<(ProspectId, Scored)>, EngineError> {
+        let _scan = self
+            .scans
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| EngineError::Overloaded("too many audience scans in flight"))?;
+        let resolved = self.resolve(tenant, vec![candidate]).await?.remove(0);
+        let now = now_millis();
+        // Candidate generation by nearest positive signal, then exact re-scoring of a wider
+        // pool with the full model, so the order is by score and not by raw similarity.
+        let pool = limit.saturating_mul(4).max(limit + 20);
+        let nearest = self
+            .store
+            .nearest_prospects(tenant, &resolved.vector, pool)
+            .await?;
+        let baseline = self.baseline_values(tenant, &resolved, now).await?;
+        let mut members = Vec::with_capacity(nearest.len());
+        for (prospect, _) in nearest {
+            // A prospect deleted since the scan is simply skipped.
+            let Some(profile) = self
+                .caches
+                .profile(&*self.store, &self.config, tenant, &prospect)
+                .await?
+            else {
+                continue;
+            };
+            let scored = self.assess_one(&resolved, &prospect, &profile, &baseline, now);
+            members.push((prospect, scored));
+        }
+        members.sort_by(|a, b| {
+            b.1.assessment
+                .score
+                .total_cmp(&a.1.assessment.score)
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        members.truncate(limit);
+        Ok(members)
+    }
+}
+
+/// Allowed candidates first (SEND, then REVIEW), each group by score; rejected ones last.
+pub fn sort_best_first(scored: &mut [Scored]) {
+    let rank = |d: Decision| match d {
+        Decision::Send | Decision::Review => 0,
+        Decision::Reject => 1,
+    };
+    scored.sort_by(|a, b| {
+        rank(a.assessment.decision)
+            .cmp(&rank(b.assessment.decision))
+            .then_with(|| b.assessment.score.total_cmp(&a.assessment.score))
+            .then_with(|| a.candidate_id.cmp(&b.candidate_id))
+    });
+}
+
+fn not_found(kind: &'static str, id: &impl ToString) -> EngineError {
+    EngineError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+fn missing_prospect(e: StoreError, prospect: &ProspectId) -> EngineError {
+    match e {
+        StoreError::MissingProspect => not_found("prospect", prospect),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,19 @@
+//! The `pertinent` binary: parse settings, start telemetry, then serve, evaluate or benchmark.
+
+use clap::Parser;
+use pertinent::config::{Cli, Command};
+use pertinent::startup::{App, shutdown_signal};
+use pertinent::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(settings) => {
+            let settings = settings.validate()?;
+            let _telemetry = telemetry::init(&settings.telemetry)?;
+            let app = App::build(settings).await?;
+            app.run(shutdown_signal()).await
+        }
+    }
+}

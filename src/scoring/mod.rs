@@ -1,0 +1,307 @@
+//! Scoring: pure functions from vectors and signal metadata to a score, a decision and reasons.
+//!
+//! No I/O, no clock (callers pass `now`), no tokio, tonic, stores or models: only std, serde and
+//! the plain types of `domain`. docs/scoring.md explains the method and its defaults.
+//!
+//! The pieces:
+//! - `relevance`: how well a candidate matches one prospect's evidence (recency, source and
+//!   weight priors; a soft maximum so the strongest specific match dominates; signals that a
+//!   later opposite signal on the same topic replaced are set aside).
+//! - `assess`: relevance + the tenant baseline (specificity) + negative topics -> score,
+//!   decision, reasons and evidence.
+
+mod explain;
+mod relevance;
+
+pub use relevance::{Match, Profile, ProfileSignal, Relevance, relevance, relevance_value};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Millis, Polarity, SignalSource};
+
+/// Every tunable number of the scoring model, with the defaults docs/scoring.md justifies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Evidence loses half its prior every this many days...
+    pub half_life_days: f32,
+    /// ...but never falls below this share of it (an old interest is still an interest).
+    pub recency_floor: f32,
+    /// Prior of each source: a reply in the prospect's own words says more than a page view.
+    pub source_weights: SourceWeights,
+    /// How much a weak prior lowers a match: effective = similarity - penalty * (1 - prior).
+    pub prior_penalty: f32,
+    /// Sharpness of the soft maximum over matches (higher: closer to the plain maximum).
+    pub sharpness: f32,
+    /// Two signals of opposite polarity at least this similar are about the same topic; the
+    /// older one no longer counts (a later "stop" outranks an earlier interest, and back).
+    pub same_topic_similarity: f32,
+    /// A negative signal at least this similar to the candidate can reject it...
+    pub negative_floor: f32,
+    /// ...when it is at least this much closer than the best active positive match.
+    pub negative_margin: f32,
+    /// Relevance at which the relevance factor of the score is one half.
+    pub relevance_midpoint: f32,
+    /// Width of the relevance factor's logistic curve.
+    pub relevance_scale: f32,
+    /// Specificity at which the specificity factor of the score is one half.
+    pub specificity_midpoint: f32,
+    /// Width of the specificity factor's logistic curve.
+    pub specificity_scale: f32,
+    /// Specificity below which a piece is GENERIC (rejected).
+    pub generic_margin: f32,
+    /// Fewer other prospects than this and there is no baseline: decisions are capped at REVIEW.
+    pub min_baseline_prospects: usize,
+    /// How many of the tenant's prospects make the baseline sample.
+    pub baseline_sample: usize,
+    /// Score at or above which an allowed candidate is SEND.
+    pub send_threshold: f32,
+    /// Score at or above which a candidate is REVIEW (below: REJECT, LOW_RELEVANCE).
+    pub review_threshold: f32,
+    /// Evidence entries returned with a result.
+    pub max_evidence: usize,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            half_life_days: 180.0,
+            recency_floor: 0.35,
+            source_weights: SourceWeights::default(),
+            prior_penalty: 0.12,
+            sharpness: 20.0,
+            same_topic_similarity: 0.5,
+            negative_floor: 0.35,
+            negative_margin: 0.0,
+            relevance_midpoint: 0.38,
+            relevance_scale: 0.06,
+            specificity_midpoint: 0.06,
+            specificity_scale: 0.03,
+            generic_margin: 0.05,
+            min_baseline_prospects: 3,
+            baseline_sample: 64,
+            send_threshold: 0.6,
+            review_threshold: 0.3,
+            max_evidence: 5,
+        }
+    }
+}
+
+impl ScoringConfig {
+    /// Refuses parameters that would make scores meaningless.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("half_life_days", self.half_life_days),
+            ("sharpness", self.sharpness),
+            ("relevance_scale", self.relevance_scale),
+            ("specificity_scale", self.specificity_scale),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} must be a positive number"));
+            }
+        }
+        let unit = [
+            ("recency_floor", self.recency_floor),
+            ("send_threshold", self.send_threshold),
+            ("review_threshold", self.review_threshold),
+        ];
+        for (name, v) in unit {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be within [0, 1]"));
+            }
+        }
+        if self.review_threshold > self.send_threshold {
+            return Err("review_threshold must not exceed send_threshold".into());
+        }
+        if self.baseline_sample == 0 {
+            return Err("baseline_sample must be at least 1".into());
+        }
+        self.source_weights.validate()
+    }
+}
+
+/// The prior of each signal source, in [0, 1].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceWeights {
+    pub forum_post: f32,
+    pub call_note: f32,
+    pub case_study_read: f32,
+    pub email_reply: f32,
+    pub survey: f32,
+    pub web_visit: f32,
+    pub other: f32,
+}
+
+impl Default for SourceWeights {
+    fn default() -> Self {
+        Self {
+            forum_post: 0.9,
+            call_note: 1.0,
+            case_study_read: 0.7,
+            email_reply: 1.0,
+            survey: 0.9,
+            web_visit: 0.5,
+            other: 0.7,
+        }
+    }
+}
+
+impl SourceWeights {
+    /// The prior of one source.
+    pub fn of(&self, source: SignalSource) -> f32 {
+        match source {
+            SignalSource::ForumPost => self.forum_post,
+            SignalSource::CallNote => self.call_note,
+            SignalSource::CaseStudyRead => self.case_study_read,
+            SignalSource::EmailReply => self.email_reply,
+            SignalSource::Survey => self.survey,
+            SignalSource::WebVisit => self.web_visit,
+            SignalSource::Other => self.other,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for s in SignalSource::ALL {
+            if !(0.0..=1.0).contains(&self.of(s)) {
+                return Err(format!("source_weights.{} must be within [0, 1]", s.as_str()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Send, look at it first, or don't.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Decision {
+    Send,
+    Review,
+    Reject,
+}
+
+/// Why a result is what it is. Codes mirror the API's ReasonCode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReasonCode {
+    MatchedInterest,
+    LowRelevance,
+    Generic,
+    NegativeTopic,
+    InsufficientProfile,
+    NoBaseline,
+    FrequencyCap,
+    Repeat,
+    Cooldown,
+    OptedOut,
+    Placeholder,
+    NoPersonalReference,
+    SelfFocused,
+    StoreUnavailable,
+}
+
+/// A reason code with a one-line message a marketer understands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+/// One signal that drove a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub signal_id: String,
+    pub source: SignalSource,
+    pub polarity: Polarity,
+    pub similarity: f32,
+}
+
+/// The tenant's prospects in general, as seen by one candidate: the relevance of the candidate
+/// to each sampled prospect other than the one being scored.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Baseline {
+    /// How many prospects the statistics cover.
+    pub prospects: usize,
+    /// Their mean relevance to the candidate.
+    pub mean: f32,
+}
+
+impl Baseline {
+    /// The baseline from the relevance values of other prospects.
+    pub fn from_relevances(values: impl IntoIterator<Item = f32>) -> Self {
+        let (n, sum) = values
+            .into_iter()
+            .fold((0usize, 0.0f32), |(n, s), v| (n + 1, s + v));
+        Self {
+            prospects: n,
+            mean: if n == 0 { 0.0 } else { sum / n as f32 },
+        }
+    }
+}
+
+/// Everything a scoring call returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub score: f32,
+    pub decision: Decision,
+    pub reasons: Vec<Reason>,
+    pub evidence: Vec<Evidence>,
+    pub relevance: f32,
+    pub specificity: f32,
+}
+
+fn logistic(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Scores one candidate (its vector) for one prospect, against the tenant baseline.
+pub fn assess(
+    candidate: &[f32],
+    profile: &Profile,
+    baseline: Baseline,
+    now: Millis,
+    config: &ScoringConfig,
+) -> Assessment {
+    let rel = relevance(candidate, profile, now, config);
+    let has_baseline = baseline.prospects >= config.min_baseline_prospects;
+    let specificity = if has_baseline {
+        rel.value - baseline.mean
+    } else {
+        0.0
+    };
+
+    if rel.active_positives == 0 {
+        return explain::insufficient_profile(&rel, config);
+    }
+
+    let relevance_factor =
+        logistic((rel.value - config.relevance_midpoint) / config.relevance_scale);
+    let specificity_factor = if has_baseline {
+        logistic((specificity - config.specificity_midpoint) / config.specificity_scale)
+    } else {
+        1.0
+    };
+    let score = (relevance_factor * specificity_factor).clamp(0.0, 1.0);
+
+    let negative = rel.blocking_negative(config);
+    let generic = has_baseline && specificity < config.generic_margin;
+    let decision = if negative.is_some() || generic || score < config.review_threshold {
+        Decision::Reject
+    } else if score >= config.send_threshold && has_baseline {
+        Decision::Send
+    } else {
+        Decision::Review
+    };
+    explain::explain(explain::Findings {
+        relevance: &rel,
+        score,
+        specificity,
+        decision,
+        negative,
+        generic,
+        has_baseline,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Relevance of a candidate to one prospect's evidence.
+//!
+//! Each positive signal's cosine similarity to the candidate is lowered by how weak its prior is
+//! (source, recency, weight), and the results are combined by a soft maximum: the strongest
+//! specific match dominates, as a marketer would judge it, instead of an average over everything
+//! the prospect ever said. Signals that a later signal of the opposite polarity on the same topic
+//! replaced are set aside before any of this.
+
+use crate::domain::{Millis, Polarity, SignalSource, dot};
+
+use super::ScoringConfig;
+
+const MILLIS_PER_DAY: f32 = 86_400_000.0;
+
+/// One signal as scoring sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileSignal {
+    pub id: String,
+    pub source: SignalSource,
+    pub polarity: Polarity,
+    pub observed_at: Millis,
+    pub weight: f32,
+    pub vector: Vec<f32>,
+}
+
+/// A prospect's evidence, with the signals later evidence replaced already marked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Profile {
+    signals: Vec<ProfileSignal>,
+    /// `superseded[i]`: a later signal of the opposite polarity is about the same topic.
+    superseded: Vec<bool>,
+}
+
+impl Profile {
+    /// Builds a profile, marking signals superseded by later opposite ones on the same topic.
+    pub fn new(signals: Vec<ProfileSignal>, config: &ScoringConfig) -> Self {
+        let superseded = signals
+            .iter()
+            .map(|s| {
+                signals.iter().any(|later| {
+                    later.polarity != s.polarity
+                        && later.observed_at > s.observed_at
+                        && dot(&later.vector, &s.vector) >= config.same_topic_similarity
+                })
+            })
+            .collect();
+        Self {
+            signals,
+            superseded,
+        }
+    }
+
+    /// The signals, in the order given.
+    pub fn signals(&self) -> &[ProfileSignal] {
+        &self.signals
+    }
+
+    /// Whether signal `i` was replaced by a later opposite signal on the same topic.
+    pub fn is_superseded(&self, i: usize) -> bool {
+        self.superseded[i]
+    }
+
+    /// Signals still in force (not superseded) with the given polarity.
+    fn active(&self, polarity: Polarity) -> impl Iterator<Item = (usize, &ProfileSignal)> + Clone {
+        self.signals
+            .iter()
+            .enumerate()
+            .filter(move |(i, s)| s.polarity == polarity && !self.superseded[*i])
+    }
+
+    /// How many positive signals are in force.
+    pub fn active_positive_count(&self) -> usize {
+        self.active(Polarity::Positive).count()
+    }
+}
+
+/// One signal's match with the candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match {
+    /// Index into `Profile::signals`.
+    pub index: usize,
+    /// Cosine similarity to the candidate.
+    pub similarity: f32,
+    /// Similarity lowered by the weakness of the signal's prior (positive signals only).
+    pub effective: f32,
+}
+
+/// The relevance of a candidate to a profile, with the matches behind it.
+#[derive(Debug, Clone)]
+pub struct Relevance<'p> {
+    pub profile: &'p Profile,
+    /// In [0, 1].
+    pub value: f32,
+    /// Positive signals in force.
+    pub active_positives: usize,
+    /// Positive matches, best effective first.
+    pub positives: Vec<Match>,
+    /// Negative matches in force, most similar first.
+    pub negatives: Vec<Match>,
+}
+
+impl Relevance<'_> {
+    /// The negative match that rejects the candidate, if any: similar enough to a refused topic,
+    /// and closer to it than to anything in force the prospect wants.
+    pub fn blocking_negative(&self, config: &ScoringConfig) -> Option<Match> {
+        let best_negative = *self.negatives.first()?;
+        let best_positive = self
+            .positives
+            .iter()
+            .map(|m| m.similarity)
+            .fold(f32::NEG_INFINITY, f32::max);
+        (best_negative.similarity >= config.negative_floor
+            && best_negative.similarity >= best_positive + config.negative_margin)
+            .then_some(best_negative)
+    }
+}
+
+/// A signal's prior in [0, 1]: source weight x recency x weight.
+fn prior(signal: &ProfileSignal, now: Millis, config: &ScoringConfig) -> f32 {
+    let age_days = ((now - signal.observed_at).max(0) as f32) / MILLIS_PER_DAY;
+    let decay = 0.5f32.powf(age_days / config.half_life_days);
+    let recency = config.recency_floor + (1.0 - config.recency_floor) * decay;
+    (config.source_weights.of(signal.source) * recency * signal.weight).clamp(0.0, 1.0)
+}
+
+/// Soft maximum of `values` (a softmax-weighted mean); 0 for none.
+fn soft_max(values: impl Iterator<Item = f32> + Clone, sharpness: f32) -> f32 {
+    let top = values.clone().fold(f32::NEG_INFINITY, f32::max);
+    if !top.is_finite() {
+        return 0.0;
+    }
+    let (num, den) = values.fold((0.0f32, 0.0f32), |(num, den), v| {
+        let w = (sharpness * (v - top)).exp();
+        (num + w * v, den + w)
+    });
+    num / den
+}
+
+/// The relevance value only, without allocating: for baselines over many prospects.
+pub fn relevance_value(
+    candidate: &[f32],
+    profile: &Profile,
+    now: Millis,
+    config: &ScoringConfig,
+) -> f32 {
+    let effective = profile.active(Polarity::Positive).map(|(_, s)| {
+        dot(candidate, &s.vector) - config.prior_penalty * (1.0 - prior(s, now, config))
+    });
+    // Two passes over a cheap iterator beat collecting into a Vec on this hot path.
+    soft_max(effective, config.sharpness).clamp(0.0, 1.0)
+}
+
+/// The relevance of `candidate` to `profile`, with its matches.
+pub fn relevance<'p>(
+    candidate: &[f32],
+    profile: &'p Profile,
+    now: Millis,
+    config: &ScoringConfig,
+) -> Relevance<'p> {
+    let mut positives: Vec<Match> = profile
+        .active(Polarity::Positive)
+        .map(|(index, s)| {
+            let similarity = dot(candidate, &s.vector);
+            Match {
+                index,
+                similarity,
+                effective: similarity - config.prior_penalty * (1.0 - prior(s, now, config)),
+            }
+        })
+        .collect();
+    positives.sort_by(|a, b| b.effective.total_cmp(&a.effective));
+    let mut negatives: Vec<Match> = profile
+        .active(Polarity::Negative)
+        .map(|(index, s)| {
+            let similarity = dot(candidate, &s.vector);
+            Match {
+                index,
+                similarity,
+                effective: similarity,
+            }
+        })
+        .collect();
+    negatives.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    let value = soft_max(positives.iter().map(|m| m.effective), config.sharpness).clamp(0.0, 1.0);
+    Relevance {
+        profile,
+        value,
+        active_positives: positives.len(),
+        positives,
+        negatives,
+    }
+}

@@ -1,0 +1,212 @@
+//! Table tests and property tests of the scoring maths, on hand-made unit vectors.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::domain::{Polarity, SignalSource};
+
+const DAY: Millis = 86_400_000;
+const NOW: Millis = 1_000 * DAY;
+
+/// A unit vector in 3-d at `angle` radians from the x axis, in the x-y plane.
+fn at(angle: f32) -> Vec<f32> {
+    vec![angle.cos(), angle.sin(), 0.0]
+}
+
+/// A unit vector whose dot product with x is `cos`.
+fn with_cos(cos: f32) -> Vec<f32> {
+    at(cos.clamp(-1.0, 1.0).acos())
+}
+
+fn signal(id: &str, polarity: Polarity, days_ago: i64, vector: Vec<f32>) -> ProfileSignal {
+    ProfileSignal {
+        id: id.into(),
+        source: SignalSource::EmailReply,
+        polarity,
+        observed_at: NOW - days_ago * DAY,
+        weight: 1.0,
+        vector,
+    }
+}
+
+fn profile(signals: Vec<ProfileSignal>) -> Profile {
+    Profile::new(signals, &ScoringConfig::default())
+}
+
+fn x() -> Vec<f32> {
+    vec![1.0, 0.0, 0.0]
+}
+
+fn baseline(mean: f32) -> Baseline {
+    Baseline {
+        prospects: 10,
+        mean,
+    }
+}
+
+fn codes(a: &Assessment) -> Vec<ReasonCode> {
+    a.reasons.iter().map(|r| r.code).collect()
+}
+
+#[test]
+fn a_close_specific_match_is_sent_with_its_evidence() {
+    let p = profile(vec![
+        signal("s1", Polarity::Positive, 1, with_cos(0.75)),
+        signal("s2", Polarity::Positive, 1, with_cos(0.1)),
+    ]);
+    let a = assess(&x(), &p, baseline(0.2), NOW, &ScoringConfig::default());
+    assert_eq!(a.decision, Decision::Send, "{a:?}");
+    assert!(a.score > 0.9);
+    assert_eq!(a.evidence[0].signal_id, "s1");
+    assert!(codes(&a).contains(&ReasonCode::MatchedInterest));
+}
+
+#[test]
+fn a_piece_that_fits_everyone_is_generic_whatever_its_similarity() {
+    let p = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.6))]);
+    let a = assess(&x(), &p, baseline(0.58), NOW, &ScoringConfig::default());
+    assert_eq!(a.decision, Decision::Reject);
+    assert!(codes(&a).contains(&ReasonCode::Generic), "{a:?}");
+}
+
+#[test]
+fn without_positive_evidence_the_answer_is_review_with_no_claimed_relevance() {
+    let p = profile(vec![]);
+    let a = assess(&x(), &p, baseline(0.2), NOW, &ScoringConfig::default());
+    assert_eq!(a.decision, Decision::Review);
+    assert_eq!(a.score, 0.0);
+    assert_eq!(codes(&a), vec![ReasonCode::InsufficientProfile]);
+}
+
+#[test]
+fn a_later_stop_outranks_an_earlier_interest_on_the_same_topic() {
+    // The old interest is even closer to the candidate than the refusal.
+    let p = profile(vec![
+        signal("old-interest", Polarity::Positive, 300, with_cos(0.8)),
+        signal("stop", Polarity::Negative, 10, with_cos(0.7)),
+        signal("other", Polarity::Positive, 5, at(1.4)),
+    ]);
+    assert!(p.is_superseded(0));
+    let a = assess(&x(), &p, baseline(0.1), NOW, &ScoringConfig::default());
+    assert_eq!(a.decision, Decision::Reject, "{a:?}");
+    assert_eq!(codes(&a)[0], ReasonCode::NegativeTopic);
+    assert_eq!(a.evidence[0].signal_id, "stop");
+}
+
+#[test]
+fn a_later_interest_outranks_an_earlier_stop() {
+    let p = profile(vec![
+        signal("stop", Polarity::Negative, 300, with_cos(0.8)),
+        signal("new-interest", Polarity::Positive, 10, with_cos(0.75)),
+    ]);
+    assert!(p.is_superseded(0));
+    let a = assess(&x(), &p, baseline(0.1), NOW, &ScoringConfig::default());
+    assert_ne!(a.decision, Decision::Reject, "{a:?}");
+}
+
+#[test]
+fn near_a_refused_topic_but_closer_to_a_wanted_one_is_not_punished() {
+    // The refusal is about a different topic (angle 1.2 from the interest), so neither
+    // supersedes the other; the candidate is closer to the interest.
+    let p = profile(vec![
+        signal("interest", Polarity::Positive, 10, at(-0.5)),
+        signal("stop", Polarity::Negative, 5, at(0.7)),
+    ]);
+    assert!(!p.is_superseded(0) && !p.is_superseded(1));
+    let without_stop = profile(vec![signal("interest", Polarity::Positive, 10, at(-0.5))]);
+    let config = ScoringConfig::default();
+    let a = assess(&x(), &p, baseline(0.1), NOW, &config);
+    let b = assess(&x(), &without_stop, baseline(0.1), NOW, &config);
+    assert_eq!(a.score, b.score);
+    assert_eq!(a.decision, b.decision);
+}
+
+#[test]
+fn a_small_tenant_caps_decisions_at_review() {
+    let p = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.8))]);
+    let small = Baseline {
+        prospects: 1,
+        mean: 0.1,
+    };
+    let a = assess(&x(), &p, small, NOW, &ScoringConfig::default());
+    assert_eq!(a.decision, Decision::Review);
+    assert!(codes(&a).contains(&ReasonCode::NoBaseline));
+}
+
+#[test]
+fn page_views_count_less_than_replies() {
+    let mut view = signal("v", Polarity::Positive, 1, with_cos(0.6));
+    view.source = SignalSource::WebVisit;
+    let reply = signal("r", Polarity::Positive, 1, with_cos(0.6));
+    let config = ScoringConfig::default();
+    let rv = relevance_value(&x(), &profile(vec![view]), NOW, &config);
+    let rr = relevance_value(&x(), &profile(vec![reply]), NOW, &config);
+    assert!(rr > rv);
+}
+
+#[test]
+fn defaults_are_valid_and_bad_values_are_refused() {
+    assert!(ScoringConfig::default().validate().is_ok());
+    let bad = ScoringConfig {
+        review_threshold: 0.9,
+        send_threshold: 0.5,
+        ..ScoringConfig::default()
+    };
+    assert!(bad.validate().is_err());
+    let nan = ScoringConfig {
+        sharpness: f32::NAN,
+        ..ScoringConfig::default()
+    };
+    assert!(nan.validate().is_err());
+}
+
+proptest! {
+    #[test]
+    fn score_and_relevance_stay_in_bounds(
+        angles in proptest::collection::vec(-3.1f32..3.1, 0..12),
+        negatives in proptest::collection::vec(any::<bool>(), 12),
+        ages in proptest::collection::vec(0i64..2000, 12),
+        mean in -1.0f32..1.0,
+        others in 0usize..50,
+    ) {
+        let signals = angles.iter().enumerate().map(|(i, a)| {
+            let polarity = if negatives[i] { Polarity::Negative } else { Polarity::Positive };
+            signal(&format!("s{i}"), polarity, ages[i], at(*a))
+        }).collect();
+        let p = profile(signals);
+        let a = assess(&x(), &p, Baseline { prospects: others, mean }, NOW, &ScoringConfig::default());
+        prop_assert!((0.0..=1.0).contains(&a.score));
+        prop_assert!((0.0..=1.0).contains(&a.relevance));
+        prop_assert!(a.evidence.len() <= ScoringConfig::default().max_evidence);
+        prop_assert!(!a.reasons.is_empty());
+    }
+
+    #[test]
+    fn a_closer_match_never_lowers_the_score(
+        near in 0.0f32..1.5, delta in 0.0f32..0.5, mean in 0.0f32..0.4,
+    ) {
+        let config = ScoringConfig::default();
+        let far = profile(vec![signal("s", Polarity::Positive, 3, at(near + delta))]);
+        let close = profile(vec![signal("s", Polarity::Positive, 3, at(near))]);
+        let a = assess(&x(), &far, baseline(mean), NOW, &config);
+        let b = assess(&x(), &close, baseline(mean), NOW, &config);
+        prop_assert!(b.score >= a.score);
+    }
+
+    #[test]
+    fn newer_evidence_never_counts_less(angle in 0.0f32..1.5, older in 0i64..1000, gap in 0i64..1000) {
+        let config = ScoringConfig::default();
+        let old = profile(vec![signal("s", Polarity::Positive, older + gap, at(angle))]);
+        let new = profile(vec![signal("s", Polarity::Positive, older, at(angle))]);
+        prop_assert!(relevance_value(&x(), &new, NOW, &config) >= relevance_value(&x(), &old, NOW, &config));
+    }
+
+    #[test]
+    fn a_higher_baseline_never_raises_the_score(angle in 0.0f32..1.5, m1 in 0.0f32..0.5, dm in 0.0f32..0.5) {
+        let config = ScoringConfig::default();
+        let p = profile(vec![signal("s", Polarity::Positive, 3, at(angle))]);
+        let low = assess(&x(), &p, baseline(m1), NOW, &config);
+        let high = assess(&x(), &p, baseline(m1 + dm), NOW, &config);
+        prop_assert!(high.score <= low.score);
+    }
+}

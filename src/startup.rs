@@ -1,0 +1,243 @@
+//! Building and running the service: picks the adapters, binds the listener, serves until told
+//! to stop. The only module that names concrete adapters.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::ServeSettings;
+use crate::embedding::Embedder;
+use crate::embedding::fastembed::FastembedEmbedder;
+use crate::engine::{Engine, EngineLimits};
+use crate::grpc::pb::content_service_server::ContentServiceServer;
+use crate::grpc::pb::prospect_service_server::ProspectServiceServer;
+use crate::grpc::pb::scoring_service_server::ScoringServiceServer;
+use crate::grpc::{self, ContentApi, Handlers, ProspectApi, RequestLimits, ScoringApi};
+use crate::store::VectorStore;
+use crate::store::qdrant::QdrantStore;
+use crate::store::sqlite::SqliteStore;
+
+/// How often readiness is re-checked while serving.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A built service: model loaded, store open, listener bound, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    handlers: Handlers,
+    max_message_bytes: usize,
+    store: StoreHandle,
+}
+
+/// The concrete store behind the engine, kept for orderly shutdown.
+#[derive(Clone)]
+pub enum StoreHandle {
+    Sqlite(Arc<SqliteStore>),
+    Qdrant(Arc<QdrantStore>),
+}
+
+impl StoreHandle {
+    /// Closes the embedded store (for shutdown; tests use it to take the store away). A remote
+    /// store has nothing to close.
+    pub fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close(),
+            Self::Qdrant(_) => {}
+        }
+    }
+}
+
+impl App {
+    /// Loads the model, opens the store and binds the listener. Every misconfiguration (missing
+    /// model or runtime, unreachable Qdrant, vector size mismatch) is an error here, not later.
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
+        let embedding = settings.embedding.clone();
+        let embedder = tokio::task::spawn_blocking(move || FastembedEmbedder::load(&embedding))
+            .await
+            .context("loading the embedding model")??;
+        let embedder: Arc<dyn Embedder> = Arc::new(embedder);
+        Self::build_with_embedder(settings, embedder).await
+    }
+
+    /// As `build`, with an embedder given by the caller.
+    pub async fn build_with_embedder(
+        settings: ServeSettings,
+        embedder: Arc<dyn Embedder>,
+    ) -> anyhow::Result<Self> {
+        let scoring = settings.scoring.load()?;
+        let dimension = embedder.dimension();
+        let (store, handle): (Arc<dyn VectorStore>, StoreHandle) =
+            match &settings.store.qdrant_url {
+                Some(url) => {
+                    let q = Arc::new(
+                        QdrantStore::connect(url, &settings.store, dimension)
+                            .await
+                            .with_context(|| format!("connecting to Qdrant at {url}"))?,
+                    );
+                    (q.clone(), StoreHandle::Qdrant(q))
+                }
+                None => {
+                    let s = Arc::new(
+                        SqliteStore::open(&settings.store.data_dir, dimension).with_context(
+                            || format!("opening the store in {}", settings.store.data_dir.display()),
+                        )?,
+                    );
+                    (s.clone(), StoreHandle::Sqlite(s))
+                }
+            };
+        let limits = EngineLimits {
+            max_in_flight: settings.limits.max_in_flight,
+            max_scans: settings.limits.max_scans,
+            cache_ttl: settings.store.cache_ttl(),
+            profile_cache_capacity: settings.store.profile_cache_capacity,
+        };
+        let engine = Arc::new(Engine::new(embedder, store, scoring, limits));
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let handlers = Handlers {
+            engine: engine.clone(),
+            limits: RequestLimits {
+                max_text_bytes: settings.limits.max_text_bytes,
+                max_signals_per_call: settings.limits.max_signals_per_call,
+                max_candidates: settings.limits.max_candidates,
+                max_audience: settings.limits.max_audience,
+            },
+        };
+        Ok(Self {
+            listener,
+            engine,
+            handlers,
+            max_message_bytes: settings.limits.max_message_bytes,
+            store: handle,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The store behind the service.
+    pub fn store(&self) -> StoreHandle {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        set_all(&reporter, ServingStatus::NotServing).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the reflection service")?;
+
+        let readiness = tokio::spawn(watch_readiness(self.engine.clone(), reporter.clone()));
+        let n = self.max_message_bytes;
+        let h = &self.handlers;
+        let addr = self.addr();
+        tracing::info!(%addr, "serving gRPC");
+        let result = Server::builder()
+            .trace_fn(crate::telemetry::request_span)
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(
+                ProspectServiceServer::new(ProspectApi(h.clone()))
+                    .max_decoding_message_size(n)
+                    .max_encoding_message_size(n),
+            )
+            .add_service(
+                ContentServiceServer::new(ContentApi(h.clone()))
+                    .max_decoding_message_size(n)
+                    .max_encoding_message_size(n),
+            )
+            .add_service(
+                ScoringServiceServer::new(ScoringApi(h.clone()))
+                    .max_decoding_message_size(n)
+                    .max_encoding_message_size(n),
+            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+                shutdown.await;
+                readiness.abort();
+                set_all(&reporter, ServingStatus::NotServing).await;
+                tracing::info!("shutting down: draining in-flight requests");
+            })
+            .await;
+        if let StoreHandle::Sqlite(s) = &self.store {
+            s.close();
+        }
+        result.context("serving gRPC")
+    }
+}
+
+async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+    for name in grpc::SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// The named services are SERVING while the model and the store both answer.
+async fn watch_readiness(engine: Arc<Engine>, reporter: HealthReporter) {
+    let mut serving = false;
+    loop {
+        let ok = match engine.health().await {
+            Ok(()) => true,
+            Err(e) => {
+                if serving {
+                    tracing::warn!(error = %e, "not ready");
+                }
+                false
+            }
+        };
+        if ok != serving {
+            serving = ok;
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_all(&reporter, status).await;
+            tracing::info!(ready = ok, "readiness changed");
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "listening for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "listening for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,144 @@
+//! The `VectorStore` port: prospects, their signals and content pieces, with embeddings.
+//!
+//! Adapters: `sqlite` (embedded, the default: one file, exact scans) and `qdrant` (a Qdrant server
+//! or cluster through qdrant-client, the scale-out path). Both pass one contract test suite
+//! (tests/store_contract.rs). rusqlite and qdrant-client types never leave their adapter file.
+
+pub mod qdrant;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    ContentId, ContentRecord, ProspectId, ProspectRecord, SignalId, SignalRecord, Tenant,
+};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or has been closed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The prospect a write belongs to does not exist (deleted concurrently, say).
+    #[error("no such prospect")]
+    MissingProspect,
+    /// Stored vectors have another length than the model's.
+    #[error("the store holds {found}-dimensional vectors but the model makes {expected}")]
+    DimensionMismatch { expected: usize, found: usize },
+    /// Anything else the backend reported.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// What an `upsert_signals` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignalWrite {
+    /// Signals whose id was new.
+    pub added: u32,
+    /// Signals that replaced one with the same id.
+    pub replaced: u32,
+    /// The prospect's signal count afterwards.
+    pub total: u32,
+}
+
+/// A stored prospect with its signal count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProspectSummary {
+    pub prospect: ProspectRecord,
+    pub signal_count: u32,
+}
+
+/// Persistence for everything pertinent knows. Writes are durable when they return.
+#[async_trait]
+pub trait VectorStore: Send + Sync {
+    /// Ok when the store answers.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Creates or replaces a prospect's descriptive fields; its signals are kept.
+    async fn upsert_prospect(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The prospect and its signal count, if it exists.
+    async fn get_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<ProspectSummary>, StoreError>;
+
+    /// Erases the prospect and everything that belongs to it. `None` when it did not exist,
+    /// otherwise how many signals went with it.
+    async fn delete_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<u32>, StoreError>;
+
+    /// Inserts or replaces signals by id. `MissingProspect` when the prospect does not exist;
+    /// then nothing is written.
+    async fn upsert_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        signals: &[SignalRecord],
+    ) -> Result<SignalWrite, StoreError>;
+
+    /// Deletes signals by id; returns (deleted, remaining). `MissingProspect` when the prospect
+    /// does not exist.
+    async fn delete_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        ids: &[SignalId],
+    ) -> Result<(u32, u32), StoreError>;
+
+    /// Every signal of a prospect (fetched by key, not by similarity), or `None` when the
+    /// prospect does not exist.
+    async fn prospect_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Option<Vec<SignalRecord>>, StoreError>;
+
+    /// Creates or replaces a content piece.
+    async fn upsert_content(&self, tenant: &Tenant, content: &ContentRecord)
+    -> Result<(), StoreError>;
+
+    /// A content piece, if registered.
+    async fn get_content(
+        &self,
+        tenant: &Tenant,
+        id: &ContentId,
+    ) -> Result<Option<ContentRecord>, StoreError>;
+
+    /// Deletes a content piece; false when there was none.
+    async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError>;
+
+    /// How many prospects the tenant has.
+    async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError>;
+
+    /// Up to `n` of the tenant's prospects, chosen by the smallest `sample_key`: a uniform
+    /// sample that stays stable as prospects come and go (a bottom-k sketch).
+    async fn sample_prospects(&self, tenant: &Tenant, n: usize)
+    -> Result<Vec<ProspectId>, StoreError>;
+
+    /// The prospects whose positive signals come nearest to `vector`, each with its best cosine
+    /// similarity, best first, at most `limit`. Candidate generation for FindAudience.
+    async fn nearest_prospects(
+        &self,
+        tenant: &Tenant,
+        vector: &[f32],
+        limit: usize,
+    ) -> Result<Vec<(ProspectId, f32)>, StoreError>;
+}
+
+/// The key by which `sample_prospects` orders prospects: a 63-bit FNV-1a hash of the id, the
+/// same in every adapter so that both choose the same sample.
+pub fn sample_key(id: &ProspectId) -> i64 {
+    let h = id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h >> 1) as i64
+}

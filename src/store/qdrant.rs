@@ -1,0 +1,656 @@
+//! The remote store: a Qdrant server or cluster through qdrant-client (gRPC, port 6334).
+//!
+//! One collection holds every point of every tenant, told apart by payload: `tenant` (a keyword
+//! index with `is_tenant`, so Qdrant co-locates a tenant's points), `kind` (prospect, signal,
+//! content) and `prospect_id` (keyword index: filtered reads without a payload index are
+//! thousands of times slower). Signals and content carry one named dense vector, `text`
+//! (cosine); prospect records carry none. Point ids are UUIDv5 of (tenant, kind, id), so a
+//! retried write replaces the same point instead of duplicating it. Every write waits for the
+//! server to apply it (`wait = true`).
+//!
+//! Multi-point writes (a prospect and its signals) are not transactional in Qdrant: an
+//! `upsert_signals` racing a `delete_prospect` can leave orphan signals, which the next delete of
+//! that prospect id removes. A prospect's signals are read by filter (`scroll`), never by
+//! similarity search.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use qdrant_client::qdrant::value::Kind as ValueKind;
+use qdrant_client::qdrant::vector_output::Vector as OutputVector;
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Direction, Distance, FieldType, Filter, GetPointsBuilder,
+    KeywordIndexParamsBuilder, OrderBy, PointId, PointStruct, PointsIdsList,
+    QueryPointGroupsBuilder, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder, Value,
+    VectorParamsBuilder, VectorsConfigBuilder, group_id, vectors_config,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use uuid::Uuid;
+
+use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
+use crate::config::StoreSettings;
+use crate::domain::{
+    ContentId, ContentKind, ContentRecord, Polarity, ProspectId, ProspectRecord, SignalId,
+    SignalRecord, SignalSource, Tenant, Text, Weight,
+};
+
+/// The name of the dense vector in the collection.
+const VECTOR: &str = "text";
+/// Page size of scrolls.
+const PAGE: u32 = 512;
+/// Namespace of the UUIDv5 point ids (a fixed random UUID: changing it orphans every point).
+const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_9b4d_4e57_8c0a_51d2_7f3b_9e64);
+
+const KIND_PROSPECT: &str = "prospect";
+const KIND_SIGNAL: &str = "signal";
+const KIND_CONTENT: &str = "content";
+
+/// The Qdrant adapter.
+pub struct QdrantStore {
+    client: Qdrant,
+    collection: String,
+    dimension: usize,
+}
+
+fn backend(e: QdrantError) -> StoreError {
+    match &e {
+        QdrantError::ResponseError { status }
+            if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("corrupt stored {what}"))
+}
+
+/// The point id of (tenant, kind, id).
+fn point_id(tenant: &Tenant, kind: &str, id: &str) -> PointId {
+    let name = format!("{tenant}\u{1f}{kind}\u{1f}{id}");
+    PointId::from(Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string())
+}
+
+fn signal_point(tenant: &Tenant, prospect: &ProspectId, signal: &SignalId) -> PointId {
+    point_id(tenant, KIND_SIGNAL, &format!("{prospect}\u{1f}{signal}"))
+}
+
+fn of_tenant_kind(tenant: &Tenant, kind: &str) -> Vec<Condition> {
+    vec![
+        Condition::matches("tenant", tenant.to_string()),
+        Condition::matches("kind", kind.to_owned()),
+    ]
+}
+
+fn prospect_signals_filter(tenant: &Tenant, prospect: &ProspectId) -> Filter {
+    let mut must = of_tenant_kind(tenant, KIND_SIGNAL);
+    must.push(Condition::matches("prospect_id", prospect.to_string()));
+    Filter::must(must)
+}
+
+fn get_str(p: &HashMap<String, Value>, key: &str) -> Result<String, StoreError> {
+    match p.get(key).and_then(|v| v.kind.as_ref()) {
+        Some(ValueKind::StringValue(s)) => Ok(s.clone()),
+        _ => Err(corrupt(key)),
+    }
+}
+
+fn get_i64(p: &HashMap<String, Value>, key: &str) -> Result<i64, StoreError> {
+    match p.get(key).and_then(|v| v.kind.as_ref()) {
+        Some(ValueKind::IntegerValue(i)) => Ok(*i),
+        Some(ValueKind::DoubleValue(d)) => Ok(*d as i64),
+        _ => Err(corrupt(key)),
+    }
+}
+
+fn get_f64(p: &HashMap<String, Value>, key: &str) -> Result<f64, StoreError> {
+    match p.get(key).and_then(|v| v.kind.as_ref()) {
+        Some(ValueKind::DoubleValue(d)) => Ok(*d),
+        Some(ValueKind::IntegerValue(i)) => Ok(*i as f64),
+        _ => Err(corrupt(key)),
+    }
+}
+
+fn dense(point: &RetrievedPoint) -> Result<Vec<f32>, StoreError> {
+    match point
+        .vectors
+        .as_ref()
+        .and_then(|v| v.get_vector_by_name(VECTOR))
+    {
+        Some(OutputVector::Dense(d)) => Ok(d.data),
+        _ => Err(corrupt("vector")),
+    }
+}
+
+fn base_payload(tenant: &Tenant, kind: &str) -> Payload {
+    let mut p = Payload::new();
+    p.insert("tenant", tenant.to_string());
+    p.insert("kind", kind);
+    p
+}
+
+fn named(vector: &[f32]) -> HashMap<String, Vec<f32>> {
+    HashMap::from([(VECTOR.to_owned(), vector.to_vec())])
+}
+
+impl QdrantStore {
+    /// Connects, creates the collection and its payload indexes if missing, and checks that the
+    /// collection's vector size matches the model's.
+    pub async fn connect(
+        url: &str,
+        settings: &StoreSettings,
+        dimension: usize,
+    ) -> Result<Self, StoreError> {
+        let mut builder = Qdrant::from_url(url)
+            .timeout(Duration::from_millis(settings.qdrant_timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.qdrant_timeout_ms))
+            // The server version is checked by the first real call; skip the extra round trip.
+            .skip_compatibility_check();
+        if let Some(key) = &settings.qdrant_api_key {
+            builder = builder.api_key(key.expose().to_owned());
+        }
+        let client = builder.build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let store = Self {
+            client,
+            collection: settings.qdrant_collection.clone(),
+            dimension,
+        };
+        store.ensure_collection().await?;
+        Ok(store)
+    }
+
+    async fn ensure_collection(&self) -> Result<(), StoreError> {
+        let exists = self
+            .client
+            .collection_exists(&self.collection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if !exists {
+            let mut vectors = VectorsConfigBuilder::default();
+            vectors.add_named_vector_params(
+                VECTOR,
+                VectorParamsBuilder::new(self.dimension as u64, Distance::Cosine),
+            );
+            let created = self
+                .client
+                .create_collection(
+                    CreateCollectionBuilder::new(&self.collection).vectors_config(vectors),
+                )
+                .await;
+            // Another replica may have created it meanwhile; the check below decides.
+            if let Err(e) = created
+                && !self.client.collection_exists(&self.collection).await.unwrap_or(false)
+            {
+                return Err(backend(e));
+            }
+        }
+        self.check_dimension().await?;
+        self.ensure_indexes().await
+    }
+
+    async fn check_dimension(&self) -> Result<(), StoreError> {
+        let info = self
+            .client
+            .collection_info(&self.collection)
+            .await
+            .map_err(backend)?;
+        let config = info
+            .result
+            .and_then(|r| r.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.vectors_config)
+            .and_then(|v| v.config);
+        let size = match config {
+            Some(vectors_config::Config::ParamsMap(map)) => map.map.get(VECTOR).map(|p| p.size),
+            _ => None,
+        };
+        match size {
+            Some(found) if found as usize == self.dimension => Ok(()),
+            Some(found) => Err(StoreError::DimensionMismatch {
+                expected: self.dimension,
+                found: found as usize,
+            }),
+            None => Err(StoreError::Backend(format!(
+                "collection {} has no dense vector named {VECTOR:?}; it was not made by pertinent",
+                self.collection
+            ))),
+        }
+    }
+
+    async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let c = &self.collection;
+        let indexes = [
+            CreateFieldIndexCollectionBuilder::new(c, "tenant", FieldType::Keyword)
+                .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
+                .wait(true),
+            CreateFieldIndexCollectionBuilder::new(c, "kind", FieldType::Keyword).wait(true),
+            CreateFieldIndexCollectionBuilder::new(c, "prospect_id", FieldType::Keyword)
+                .wait(true),
+            CreateFieldIndexCollectionBuilder::new(c, "polarity", FieldType::Keyword).wait(true),
+            // Integer index with range support: scroll orders by it for the baseline sample.
+            CreateFieldIndexCollectionBuilder::new(c, "sample_key", FieldType::Integer)
+                .wait(true),
+        ];
+        for index in indexes {
+            // Creating an existing index is a no-op on the server.
+            self.client.create_field_index(index).await.map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn get_point(&self, id: PointId, vectors: bool) -> Result<Option<RetrievedPoint>, StoreError> {
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(&self.collection, vec![id])
+                    .with_payload(true)
+                    .with_vectors(vectors),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(response.result.into_iter().next())
+    }
+
+    async fn prospect_exists(&self, tenant: &Tenant, id: &ProspectId) -> Result<bool, StoreError> {
+        Ok(self
+            .get_point(point_id(tenant, KIND_PROSPECT, id.as_str()), false)
+            .await?
+            .is_some())
+    }
+
+    async fn count(&self, filter: Filter) -> Result<u64, StoreError> {
+        let response = self
+            .client
+            .count(CountPointsBuilder::new(&self.collection).filter(filter).exact(true))
+            .await
+            .map_err(backend)?;
+        Ok(response.result.map_or(0, |r| r.count))
+    }
+
+    async fn signal_count(&self, tenant: &Tenant, prospect: &ProspectId) -> Result<u32, StoreError> {
+        Ok(self.count(prospect_signals_filter(tenant, prospect)).await? as u32)
+    }
+
+    /// Every point matching `filter`, page by page.
+    async fn scroll_all(&self, filter: Filter, vectors: bool) -> Result<Vec<RetrievedPoint>, StoreError> {
+        let mut out = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(&self.collection)
+                .filter(filter.clone())
+                .limit(PAGE)
+                .with_payload(true)
+                .with_vectors(vectors);
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let page = self.client.scroll(request).await.map_err(backend)?;
+            out.extend(page.result);
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Which of `ids` exist.
+    async fn existing(&self, ids: Vec<PointId>) -> Result<Vec<PointId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(&self.collection, ids)
+                    .with_payload(false)
+                    .with_vectors(false),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(response.result.into_iter().filter_map(|p| p.id).collect())
+    }
+}
+
+fn read_signal(point: &RetrievedPoint) -> Result<SignalRecord, StoreError> {
+    let p = &point.payload;
+    Ok(SignalRecord {
+        id: SignalId::parse(get_str(p, "signal_id")?).map_err(|_| corrupt("signal id"))?,
+        source: SignalSource::from_name(&get_str(p, "source")?)
+            .ok_or_else(|| corrupt("signal source"))?,
+        polarity: Polarity::from_name(&get_str(p, "polarity")?)
+            .ok_or_else(|| corrupt("signal polarity"))?,
+        observed_at: get_i64(p, "observed_at")?,
+        weight: Weight::parse(get_f64(p, "weight")? as f32).map_err(|_| corrupt("weight"))?,
+        text: Text::parse(get_str(p, "text")?, usize::MAX).map_err(|_| corrupt("signal text"))?,
+        vector: dense(point)?,
+    })
+}
+
+#[async_trait]
+impl VectorStore for QdrantStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        self.client
+            .health_check()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    async fn upsert_prospect(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectRecord,
+    ) -> Result<(), StoreError> {
+        let mut payload = base_payload(tenant, KIND_PROSPECT);
+        payload.insert("prospect_id", prospect.id.to_string());
+        payload.insert("name", prospect.name.clone());
+        payload.insert("company", prospect.company.clone());
+        payload.insert("role", prospect.role.clone());
+        let attributes = serde_json::to_string(&prospect.attributes)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        payload.insert("attributes", attributes);
+        payload.insert("sample_key", sample_key(&prospect.id));
+        // A prospect record has no vector: the collection's vector is named, and named
+        // vectors may be left out of a point.
+        let point = PointStruct::new(
+            point_id(tenant, KIND_PROSPECT, prospect.id.as_str()),
+            HashMap::<String, Vec<f32>>::new(),
+            payload,
+        );
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<ProspectSummary>, StoreError> {
+        let Some(point) = self
+            .get_point(point_id(tenant, KIND_PROSPECT, id.as_str()), false)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let p = &point.payload;
+        let attributes = serde_json::from_str(&get_str(p, "attributes")?)
+            .map_err(|_| corrupt("attributes"))?;
+        let prospect = ProspectRecord {
+            id: id.clone(),
+            name: get_str(p, "name")?,
+            company: get_str(p, "company")?,
+            role: get_str(p, "role")?,
+            attributes,
+        };
+        let signal_count = self.signal_count(tenant, id).await?;
+        Ok(Some(ProspectSummary {
+            prospect,
+            signal_count,
+        }))
+    }
+
+    async fn delete_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<u32>, StoreError> {
+        let existed = self.prospect_exists(tenant, id).await?;
+        let signals = self.signal_count(tenant, id).await?;
+        // Everything of the prospect's carries its id: one filtered delete erases it all,
+        // orphans of an interrupted earlier write included.
+        let filter = Filter::must([
+            Condition::matches("tenant", tenant.to_string()),
+            Condition::matches("prospect_id", id.to_string()),
+        ]);
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(&self.collection)
+                    .points(filter)
+                    .wait(true),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(existed.then_some(signals))
+    }
+
+    async fn upsert_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        signals: &[SignalRecord],
+    ) -> Result<SignalWrite, StoreError> {
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Err(StoreError::MissingProspect);
+        }
+        if let Some(bad) = signals.iter().find(|s| s.vector.len() != self.dimension) {
+            return Err(StoreError::DimensionMismatch {
+                expected: self.dimension,
+                found: bad.vector.len(),
+            });
+        }
+        let ids: Vec<PointId> = signals
+            .iter()
+            .map(|s| signal_point(tenant, prospect, &s.id))
+            .collect();
+        let replaced = self.existing(ids.clone()).await?.len() as u32;
+        let points: Vec<PointStruct> = signals
+            .iter()
+            .zip(ids)
+            .map(|(s, id)| {
+                let mut payload = base_payload(tenant, KIND_SIGNAL);
+                payload.insert("prospect_id", prospect.to_string());
+                payload.insert("signal_id", s.id.to_string());
+                payload.insert("source", s.source.as_str());
+                payload.insert("polarity", s.polarity.as_str());
+                payload.insert("observed_at", s.observed_at);
+                payload.insert("weight", f64::from(s.weight.get()));
+                payload.insert("text", s.text.as_str());
+                PointStruct::new(id, named(&s.vector), payload)
+            })
+            .collect();
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
+            .await
+            .map_err(backend)?;
+        Ok(SignalWrite {
+            added: signals.len() as u32 - replaced,
+            replaced,
+            total: self.signal_count(tenant, prospect).await?,
+        })
+    }
+
+    async fn delete_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        ids: &[SignalId],
+    ) -> Result<(u32, u32), StoreError> {
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Err(StoreError::MissingProspect);
+        }
+        let points: Vec<PointId> = ids
+            .iter()
+            .map(|s| signal_point(tenant, prospect, s))
+            .collect();
+        let existing = self.existing(points).await?;
+        let deleted = existing.len() as u32;
+        if !existing.is_empty() {
+            self.client
+                .delete_points(
+                    DeletePointsBuilder::new(&self.collection)
+                        .points(PointsIdsList { ids: existing })
+                        .wait(true),
+                )
+                .await
+                .map_err(backend)?;
+        }
+        Ok((deleted, self.signal_count(tenant, prospect).await?))
+    }
+
+    async fn prospect_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Option<Vec<SignalRecord>>, StoreError> {
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Ok(None);
+        }
+        let points = self
+            .scroll_all(prospect_signals_filter(tenant, prospect), true)
+            .await?;
+        let mut signals = points
+            .iter()
+            .map(read_signal)
+            .collect::<Result<Vec<_>, _>>()?;
+        signals.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Some(signals))
+    }
+
+    async fn upsert_content(
+        &self,
+        tenant: &Tenant,
+        content: &ContentRecord,
+    ) -> Result<(), StoreError> {
+        if content.vector.len() != self.dimension {
+            return Err(StoreError::DimensionMismatch {
+                expected: self.dimension,
+                found: content.vector.len(),
+            });
+        }
+        let mut payload = base_payload(tenant, KIND_CONTENT);
+        payload.insert("content_id", content.id.to_string());
+        payload.insert("content_kind", content.kind.as_str());
+        payload.insert("title", content.title.clone());
+        payload.insert("body", content.body.as_str());
+        let tags =
+            serde_json::to_string(&content.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+        payload.insert("tags", tags);
+        let point = PointStruct::new(
+            point_id(tenant, KIND_CONTENT, content.id.as_str()),
+            named(&content.vector),
+            payload,
+        );
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_content(
+        &self,
+        tenant: &Tenant,
+        id: &ContentId,
+    ) -> Result<Option<ContentRecord>, StoreError> {
+        let Some(point) = self
+            .get_point(point_id(tenant, KIND_CONTENT, id.as_str()), true)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let p = &point.payload;
+        Ok(Some(ContentRecord {
+            id: id.clone(),
+            kind: ContentKind::from_name(&get_str(p, "content_kind")?)
+                .ok_or_else(|| corrupt("content kind"))?,
+            title: get_str(p, "title")?,
+            body: Text::parse(get_str(p, "body")?, usize::MAX)
+                .map_err(|_| corrupt("content body"))?,
+            tags: serde_json::from_str(&get_str(p, "tags")?).map_err(|_| corrupt("tags"))?,
+            vector: dense(&point)?,
+        }))
+    }
+
+    async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError> {
+        let point = point_id(tenant, KIND_CONTENT, id.as_str());
+        if self.existing(vec![point.clone()]).await?.is_empty() {
+            return Ok(false);
+        }
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(&self.collection)
+                    .points(PointsIdsList { ids: vec![point] })
+                    .wait(true),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        self.count(Filter::must(of_tenant_kind(tenant, KIND_PROSPECT)))
+            .await
+    }
+
+    async fn sample_prospects(
+        &self,
+        tenant: &Tenant,
+        n: usize,
+    ) -> Result<Vec<ProspectId>, StoreError> {
+        let request = ScrollPointsBuilder::new(&self.collection)
+            .filter(Filter::must(of_tenant_kind(tenant, KIND_PROSPECT)))
+            .order_by(OrderBy {
+                key: "sample_key".into(),
+                direction: Some(Direction::Asc as i32),
+                start_from: None,
+            })
+            .limit(n.min(u32::MAX as usize) as u32)
+            .with_payload(true)
+            .with_vectors(false);
+        let page = self.client.scroll(request).await.map_err(backend)?;
+        page.result
+            .iter()
+            .map(|p| {
+                ProspectId::parse(get_str(&p.payload, "prospect_id")?)
+                    .map_err(|_| corrupt("prospect id"))
+            })
+            .collect()
+    }
+
+    async fn nearest_prospects(
+        &self,
+        tenant: &Tenant,
+        vector: &[f32],
+        limit: usize,
+    ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
+        let mut must = of_tenant_kind(tenant, KIND_SIGNAL);
+        must.push(Condition::matches("polarity", Polarity::Positive.as_str().to_owned()));
+        let response = self
+            .client
+            .query_groups(
+                QueryPointGroupsBuilder::new(&self.collection, "prospect_id")
+                    .query(vector.to_vec())
+                    .using(VECTOR)
+                    .filter(Filter::must(must))
+                    .limit(limit as u64)
+                    .group_size(1u64)
+                    .with_payload(false),
+            )
+            .await
+            .map_err(backend)?;
+        let groups = response.result.map(|r| r.groups).unwrap_or_default();
+        groups
+            .into_iter()
+            .map(|g| {
+                let id = match g.id.and_then(|i| i.kind) {
+                    Some(group_id::Kind::StringValue(s)) => s,
+                    _ => return Err(corrupt("group id")),
+                };
+                let best = g.hits.first().map_or(0.0, |h| h.score);
+                ProspectId::parse(id)
+                    .map(|id| (id, best))
+                    .map_err(|_| corrupt("prospect id"))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,625 @@
+//! The embedded store: one SQLite file (rusqlite, bundled) under the data directory.
+//!
+//! WAL journal with `synchronous = FULL`, so a write that returned survives a crash or power
+//! loss. Vectors are little-endian f32 blobs beside their payload. Scoring reads one prospect's
+//! signals by primary key; FindAudience scans the tenant's positive signals exactly, which stays
+//! well under 100 ms to a few hundred thousand signals per tenant (docs/benchmarks.md) — past
+//! that, use the Qdrant adapter.
+//!
+//! rusqlite's `Connection` is blocking and not `Sync`: it sits behind a mutex and every call
+//! runs on tokio's blocking pool, never on an async worker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
+use crate::domain::{
+    ContentId, ContentKind, ContentRecord, Polarity, ProspectId, ProspectRecord, SignalId,
+    SignalRecord, SignalSource, Tenant, Text, Weight, dot,
+};
+
+/// The file name inside the data directory.
+pub const FILE_NAME: &str = "pertinent.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prospects (
+    tenant     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    company    TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    sample_key INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS prospects_by_sample ON prospects (tenant, sample_key);
+CREATE TABLE IF NOT EXISTS signals (
+    tenant      TEXT NOT NULL,
+    prospect_id TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    polarity    TEXT NOT NULL,
+    observed_at INTEGER NOT NULL,
+    weight      REAL NOT NULL,
+    text        TEXT NOT NULL,
+    vector      BLOB NOT NULL,
+    PRIMARY KEY (tenant, prospect_id, id)
+);
+CREATE TABLE IF NOT EXISTS content (
+    tenant TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    title  TEXT NOT NULL,
+    body   TEXT NOT NULL,
+    tags   TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+";
+
+/// The embedded SQLite adapter.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Option<Connection>>>,
+    dimension: usize,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir` for vectors of `dimension` floats. A
+    /// store written with another dimension is refused: its vectors would be meaningless.
+    pub fn open(data_dir: &Path, dimension: usize) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("creating {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let conn = Connection::open(&path)
+            .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'dimension'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        match stored {
+            Some(found) => {
+                let found: usize = found
+                    .parse()
+                    .map_err(|_| StoreError::Backend("corrupt meta.dimension".into()))?;
+                if found != dimension {
+                    return Err(StoreError::DimensionMismatch {
+                        expected: dimension,
+                        found,
+                    });
+                }
+            }
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('dimension', ?1)",
+                    params![dimension.to_string()],
+                )
+                .map_err(backend)?;
+            }
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(Some(conn))),
+            dimension,
+        })
+    }
+
+    /// Closes the database; every later call is `StoreError::Unavailable`. For orderly
+    /// shutdown, and for testing how callers behave without a store.
+    pub fn close(&self) {
+        let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(conn) = slot.take()
+            && let Err((_, e)) = conn.close()
+        {
+            tracing::warn!(error = %e, "closing the SQLite store");
+        }
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            match slot.as_mut() {
+                Some(conn) => f(conn),
+                None => Err(StoreError::Unavailable("the store is closed".into())),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_blob(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn prospect_exists(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    tx.query_row(
+        "SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?2",
+        params![tenant, id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(backend)
+}
+
+fn signal_count(conn: &Connection, tenant: &str, id: &str) -> Result<u32, StoreError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
+        params![tenant, id],
+        |r| r.get::<_, u32>(0),
+    )
+    .map_err(backend)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("corrupt stored {what}"))
+}
+
+fn read_signal(row: &rusqlite::Row<'_>) -> Result<SignalRecord, StoreError> {
+    let id: String = row.get(0).map_err(backend)?;
+    let source: String = row.get(1).map_err(backend)?;
+    let polarity: String = row.get(2).map_err(backend)?;
+    let text: String = row.get(5).map_err(backend)?;
+    let blob: Vec<u8> = row.get(6).map_err(backend)?;
+    Ok(SignalRecord {
+        id: SignalId::parse(id).map_err(|_| corrupt("signal id"))?,
+        source: SignalSource::from_name(&source).ok_or_else(|| corrupt("signal source"))?,
+        polarity: Polarity::from_name(&polarity).ok_or_else(|| corrupt("signal polarity"))?,
+        observed_at: row.get(3).map_err(backend)?,
+        weight: Weight::parse(row.get(4).map_err(backend)?).map_err(|_| corrupt("weight"))?,
+        text: Text::parse(text, usize::MAX).map_err(|_| corrupt("signal text"))?,
+        vector: from_blob(&blob),
+    })
+}
+
+#[async_trait]
+impl VectorStore for SqliteStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await
+    }
+
+    async fn upsert_prospect(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectRecord,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        let p = prospect.clone();
+        self.with(move |conn| {
+            let attributes = serde_json::to_string(&p.attributes)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            conn.execute(
+                "INSERT INTO prospects (tenant, id, name, company, role, attributes, sample_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant, id) DO UPDATE SET
+                   name = excluded.name, company = excluded.company, role = excluded.role,
+                   attributes = excluded.attributes",
+                params![
+                    tenant,
+                    p.id.as_str(),
+                    p.name,
+                    p.company,
+                    p.role,
+                    attributes,
+                    sample_key(&p.id)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<ProspectSummary>, StoreError> {
+        let tenant = tenant.to_string();
+        let id = id.clone();
+        self.with(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT name, company, role, attributes FROM prospects
+                     WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id.as_str()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((name, company, role, attributes)) = row else {
+                return Ok(None);
+            };
+            let attributes: BTreeMap<String, String> =
+                serde_json::from_str(&attributes).map_err(|_| corrupt("attributes"))?;
+            let signal_count = signal_count(conn, &tenant, id.as_str())?;
+            Ok(Some(ProspectSummary {
+                prospect: ProspectRecord {
+                    id,
+                    name,
+                    company,
+                    role,
+                    attributes,
+                },
+                signal_count,
+            }))
+        })
+        .await
+    }
+
+    async fn delete_prospect(
+        &self,
+        tenant: &Tenant,
+        id: &ProspectId,
+    ) -> Result<Option<u32>, StoreError> {
+        let tenant = tenant.to_string();
+        let id = id.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let signals = tx
+                .execute(
+                    "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(backend)?;
+            let prospects = tx
+                .execute(
+                    "DELETE FROM prospects WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok((prospects > 0).then_some(signals as u32))
+        })
+        .await
+    }
+
+    async fn upsert_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        signals: &[SignalRecord],
+    ) -> Result<SignalWrite, StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        let signals = signals.to_vec();
+        let dimension = self.dimension;
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if !prospect_exists(&tx, &tenant, &prospect)? {
+                return Err(StoreError::MissingProspect);
+            }
+            let mut write = SignalWrite::default();
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO signals
+                           (tenant, prospect_id, id, source, polarity, observed_at, weight, text, vector)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                         ON CONFLICT (tenant, prospect_id, id) DO UPDATE SET
+                           source = excluded.source, polarity = excluded.polarity,
+                           observed_at = excluded.observed_at, weight = excluded.weight,
+                           text = excluded.text, vector = excluded.vector",
+                    )
+                    .map_err(backend)?;
+                let mut exists = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM signals WHERE tenant = ?1 AND prospect_id = ?2 AND id = ?3",
+                    )
+                    .map_err(backend)?;
+                for s in &signals {
+                    if s.vector.len() != dimension {
+                        return Err(StoreError::DimensionMismatch {
+                            expected: dimension,
+                            found: s.vector.len(),
+                        });
+                    }
+                    let existed = exists
+                        .exists(params![tenant, prospect, s.id.as_str()])
+                        .map_err(backend)?;
+                    insert
+                        .execute(params![
+                            tenant,
+                            prospect,
+                            s.id.as_str(),
+                            s.source.as_str(),
+                            s.polarity.as_str(),
+                            s.observed_at,
+                            s.weight.get(),
+                            s.text.as_str(),
+                            to_blob(&s.vector),
+                        ])
+                        .map_err(backend)?;
+                    if existed {
+                        write.replaced += 1;
+                    } else {
+                        write.added += 1;
+                    }
+                }
+            }
+            write.total = signal_count(&tx, &tenant, &prospect)?;
+            tx.commit().map_err(backend)?;
+            Ok(write)
+        })
+        .await
+    }
+
+    async fn delete_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        ids: &[SignalId],
+    ) -> Result<(u32, u32), StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if !prospect_exists(&tx, &tenant, &prospect)? {
+                return Err(StoreError::MissingProspect);
+            }
+            let mut deleted = 0;
+            {
+                let mut delete = tx
+                    .prepare_cached(
+                        "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2 AND id = ?3",
+                    )
+                    .map_err(backend)?;
+                for id in &ids {
+                    deleted += delete
+                        .execute(params![tenant, prospect, id])
+                        .map_err(backend)? as u32;
+                }
+            }
+            let remaining = signal_count(&tx, &tenant, &prospect)?;
+            tx.commit().map_err(backend)?;
+            Ok((deleted, remaining))
+        })
+        .await
+    }
+
+    async fn prospect_signals(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Option<Vec<SignalRecord>>, StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if !prospect_exists(&tx, &tenant, &prospect)? {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            {
+                let mut select = tx
+                    .prepare_cached(
+                        "SELECT id, source, polarity, observed_at, weight, text, vector
+                         FROM signals WHERE tenant = ?1 AND prospect_id = ?2 ORDER BY id",
+                    )
+                    .map_err(backend)?;
+                let mut rows = select.query(params![tenant, prospect]).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    out.push(read_signal(row)?);
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Some(out))
+        })
+        .await
+    }
+
+    async fn upsert_content(
+        &self,
+        tenant: &Tenant,
+        content: &ContentRecord,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        let c = content.clone();
+        self.with(move |conn| {
+            let tags =
+                serde_json::to_string(&c.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
+            conn.execute(
+                "INSERT INTO content (tenant, id, kind, title, body, tags, vector)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant, id) DO UPDATE SET
+                   kind = excluded.kind, title = excluded.title, body = excluded.body,
+                   tags = excluded.tags, vector = excluded.vector",
+                params![
+                    tenant,
+                    c.id.as_str(),
+                    c.kind.as_str(),
+                    c.title,
+                    c.body.as_str(),
+                    tags,
+                    to_blob(&c.vector)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_content(
+        &self,
+        tenant: &Tenant,
+        id: &ContentId,
+    ) -> Result<Option<ContentRecord>, StoreError> {
+        let tenant = tenant.to_string();
+        let id = id.clone();
+        self.with(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT kind, title, body, tags, vector FROM content
+                     WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id.as_str()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, Vec<u8>>(4)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((kind, title, body, tags, vector)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ContentRecord {
+                id,
+                kind: ContentKind::from_name(&kind).ok_or_else(|| corrupt("content kind"))?,
+                title,
+                body: Text::parse(body, usize::MAX).map_err(|_| corrupt("content body"))?,
+                tags: serde_json::from_str(&tags).map_err(|_| corrupt("content tags"))?,
+                vector: from_blob(&vector),
+            }))
+        })
+        .await
+    }
+
+    async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError> {
+        let tenant = tenant.to_string();
+        let id = id.to_string();
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM content WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        let tenant = tenant.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM prospects WHERE tenant = ?1",
+                params![tenant],
+                |r| r.get::<_, i64>(0).map(|n| n.max(0) as u64),
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn sample_prospects(
+        &self,
+        tenant: &Tenant,
+        n: usize,
+    ) -> Result<Vec<ProspectId>, StoreError> {
+        let tenant = tenant.to_string();
+        self.with(move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT id FROM prospects WHERE tenant = ?1 ORDER BY sample_key, id LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let ids = select
+                .query_map(params![tenant, n as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .map(|r| {
+                    r.map_err(backend)
+                        .and_then(|s| ProspectId::parse(s).map_err(|_| corrupt("prospect id")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn nearest_prospects(
+        &self,
+        tenant: &Tenant,
+        vector: &[f32],
+        limit: usize,
+    ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
+        let tenant = tenant.to_string();
+        let query = vector.to_vec();
+        self.with(move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT prospect_id, vector FROM signals
+                     WHERE tenant = ?1 AND polarity = 'positive'",
+                )
+                .map_err(backend)?;
+            let mut best: HashMap<String, f32> = HashMap::new();
+            let mut rows = select.query(params![tenant]).map_err(backend)?;
+            let mut buf = Vec::with_capacity(query.len());
+            while let Some(row) = rows.next().map_err(backend)? {
+                let prospect: String = row.get(0).map_err(backend)?;
+                let blob = row.get_ref(1).map_err(backend)?.as_blob().map_err(|_| corrupt("vector"))?;
+                buf.clear();
+                buf.extend(
+                    blob.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                let sim = dot(&query, &buf);
+                best.entry(prospect)
+                    .and_modify(|b| *b = b.max(sim))
+                    .or_insert(sim);
+            }
+            let mut ranked: Vec<(String, f32)> = best.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            ranked.truncate(limit);
+            ranked
+                .into_iter()
+                .map(|(id, s)| {
+                    ProspectId::parse(id)
+                        .map(|id| (id, s))
+                        .map_err(|_| corrupt("prospect id"))
+                })
+                .collect()
+        })
+        .await
+    }
+}
