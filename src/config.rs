@@ -305,10 +305,8 @@ impl ServeSettings {
             "--data-dir",
             &data_dir.to_string_lossy(),
         ]);
-        match cli.command {
-            Command::Serve(s) => *s,
-            _ => unreachable!("parsed a serve command"),
-        }
+        let Command::Serve(settings) = cli.command;
+        *settings
     }
 }
 

@@ -36,10 +36,13 @@ pub struct ScoringConfig {
     /// Two signals of opposite polarity at least this similar are about the same topic; the
     /// older one no longer counts (a later "stop" outranks an earlier interest, and back).
     pub same_topic_similarity: f32,
-    /// A negative signal at least this similar to the candidate can reject it...
+    /// A negative signal at least this similar to the candidate rejects it, unless a positive
+    /// signal matches the candidate more closely...
     pub negative_floor: f32,
-    /// ...when it is at least this much closer than the best active positive match.
-    pub negative_margin: f32,
+    /// ...and from this similarity on, the candidate is on the refused topic itself: only an
+    /// interest voiced after the refusal can keep it (a later "stop" outranks an earlier
+    /// interest; a later interest reopens the topic).
+    pub negative_on_topic: f32,
     /// Relevance at which the relevance factor of the score is one half.
     pub relevance_midpoint: f32,
     /// Width of the relevance factor's logistic curve.
@@ -72,8 +75,8 @@ impl Default for ScoringConfig {
             sharpness: 20.0,
             same_topic_similarity: 0.5,
             negative_floor: 0.35,
-            negative_margin: 0.0,
-            relevance_midpoint: 0.38,
+            negative_on_topic: 0.5,
+            relevance_midpoint: 0.42,
             relevance_scale: 0.06,
             specificity_midpoint: 0.06,
             specificity_scale: 0.03,

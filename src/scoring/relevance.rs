@@ -100,18 +100,23 @@ pub struct Relevance<'p> {
 }
 
 impl Relevance<'_> {
-    /// The negative match that rejects the candidate, if any: similar enough to a refused topic,
-    /// and closer to it than to anything in force the prospect wants.
+    /// The negative match that rejects the candidate, if any: similar enough to a refused
+    /// topic, and not outdone by a closer match with something wanted. On the refused topic
+    /// itself (`negative_on_topic`) only interests voiced after the refusal count.
     pub fn blocking_negative(&self, config: &ScoringConfig) -> Option<Match> {
-        let best_negative = *self.negatives.first()?;
-        let best_positive = self
-            .positives
+        let signals = self.profile.signals();
+        self.negatives
             .iter()
-            .map(|m| m.similarity)
-            .fold(f32::NEG_INFINITY, f32::max);
-        (best_negative.similarity >= config.negative_floor
-            && best_negative.similarity >= best_positive + config.negative_margin)
-            .then_some(best_negative)
+            .filter(|n| n.similarity >= config.negative_floor)
+            .find(|n| {
+                let refused_at = signals[n.index].observed_at;
+                let on_topic = n.similarity >= config.negative_on_topic;
+                !self.positives.iter().any(|p| {
+                    p.similarity > n.similarity
+                        && (!on_topic || signals[p.index].observed_at > refused_at)
+                })
+            })
+            .copied()
     }
 }
 

@@ -84,7 +84,7 @@ fn a_later_stop_outranks_an_earlier_interest_on_the_same_topic() {
     let p = profile(vec![
         signal("old-interest", Polarity::Positive, 300, with_cos(0.8)),
         signal("stop", Polarity::Negative, 10, with_cos(0.7)),
-        signal("other", Polarity::Positive, 5, at(1.4)),
+        signal("other", Polarity::Positive, 5, vec![0.0, 0.0, 1.0]),
     ]);
     assert!(p.is_superseded(0));
     let a = assess(&x(), &p, baseline(0.1), NOW, &ScoringConfig::default());
@@ -106,11 +106,11 @@ fn a_later_interest_outranks_an_earlier_stop() {
 
 #[test]
 fn near_a_refused_topic_but_closer_to_a_wanted_one_is_not_punished() {
-    // The refusal is about a different topic (angle 1.2 from the interest), so neither
-    // supersedes the other; the candidate is closer to the interest.
+    // The refusal is about a different topic (angle 1.6 from the interest), so neither
+    // supersedes the other; the candidate is near it (cos 0.45) but closer to the interest.
     let p = profile(vec![
         signal("interest", Polarity::Positive, 10, at(-0.5)),
-        signal("stop", Polarity::Negative, 5, at(0.7)),
+        signal("stop", Polarity::Negative, 5, at(1.1)),
     ]);
     assert!(!p.is_superseded(0) && !p.is_superseded(1));
     let without_stop = profile(vec![signal("interest", Polarity::Positive, 10, at(-0.5))]);
@@ -119,6 +119,34 @@ fn near_a_refused_topic_but_closer_to_a_wanted_one_is_not_punished() {
     let b = assess(&x(), &without_stop, baseline(0.1), NOW, &config);
     assert_eq!(a.score, b.score);
     assert_eq!(a.decision, b.decision);
+}
+
+#[test]
+fn on_the_refused_topic_only_a_later_interest_keeps_the_piece() {
+    // The candidate is on the refused topic (cos 0.6) and closer still to an interest on a
+    // neighbouring topic (cos 0.8) that is not similar enough to the refusal to be replaced.
+    let config = ScoringConfig::default();
+    let interest = || {
+        let mut v = with_cos(0.8);
+        v[1] = -v[1];
+        v
+    };
+    let refusal = with_cos(0.6);
+    assert!(crate::domain::dot(&interest(), &refusal) < config.same_topic_similarity);
+    let older_interest = profile(vec![
+        signal("interest", Polarity::Positive, 30, interest()),
+        signal("stop", Polarity::Negative, 5, refusal.clone()),
+    ]);
+    let a = assess(&x(), &older_interest, baseline(0.1), NOW, &config);
+    assert_eq!(a.decision, Decision::Reject, "{a:?}");
+    assert_eq!(codes(&a)[0], ReasonCode::NegativeTopic);
+
+    let newer_interest = profile(vec![
+        signal("interest", Polarity::Positive, 1, interest()),
+        signal("stop", Polarity::Negative, 5, refusal),
+    ]);
+    let b = assess(&x(), &newer_interest, baseline(0.1), NOW, &config);
+    assert_ne!(b.decision, Decision::Reject, "{b:?}");
 }
 
 #[test]

@@ -1,0 +1,12 @@
+//! Integration tests: the real service (real model, embedded store) on 127.0.0.1:0, driven
+//! through the generated tonic clients, one module per capability.
+
+mod helpers;
+
+mod content;
+mod health;
+mod persistence;
+mod prospects;
+mod scoring;
+mod store_contract;
+mod validation;

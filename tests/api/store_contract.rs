@@ -1,0 +1,211 @@
+//! One contract for every `VectorStore` adapter: the embedded SQLite store always, a real
+//! Qdrant when QDRANT_URL is set (it must point at this machine: 127.0.0.1 or localhost).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pertinent::config::ServeSettings;
+use pertinent::domain::{
+    ContentId, ContentKind, ContentRecord, Polarity, ProspectId, ProspectRecord, SignalId,
+    SignalRecord, SignalSource, Tenant, Text, Weight,
+};
+use pertinent::store::qdrant::QdrantStore;
+use pertinent::store::sqlite::SqliteStore;
+use pertinent::store::{StoreError, VectorStore};
+
+const DIM: usize = 384;
+
+/// A unit vector pointing mostly along axis `axis`, a little along `axis + 1`.
+fn vector(axis: usize, tilt: f32) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    v[axis % DIM] = 1.0;
+    v[(axis + 1) % DIM] = tilt;
+    let n = (1.0 + tilt * tilt).sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+fn pid(s: &str) -> ProspectId {
+    ProspectId::parse(s).unwrap()
+}
+
+fn prospect(id: &str) -> ProspectRecord {
+    ProspectRecord {
+        id: pid(id),
+        name: format!("Name of {id}"),
+        company: "Co".into(),
+        role: "CTO".into(),
+        attributes: BTreeMap::from([("tier".to_owned(), "1".to_owned())]),
+    }
+}
+
+fn signal(id: &str, polarity: Polarity, axis: usize) -> SignalRecord {
+    SignalRecord {
+        id: SignalId::parse(id).unwrap(),
+        source: SignalSource::CallNote,
+        polarity,
+        observed_at: 1_700_000_000_000,
+        weight: Weight::parse(2.0).unwrap(),
+        text: Text::parse(format!("text of {id}"), 1000).unwrap(),
+        vector: vector(axis, 0.1),
+    }
+}
+
+/// The contract, run against one adapter. `tenant` is unique per run so that runs against a
+/// shared Qdrant never see each other's points.
+async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
+    let t = Tenant::parse(tenant).unwrap();
+    let other = Tenant::parse(format!("{tenant}-other")).unwrap();
+    store.health().await.expect("health");
+
+    // Prospects.
+    assert!(store.get_prospect(&t, &pid("p1")).await.unwrap().is_none());
+    store.upsert_prospect(&t, &prospect("p1")).await.unwrap();
+    let got = store.get_prospect(&t, &pid("p1")).await.unwrap().unwrap();
+    assert_eq!(got.prospect, prospect("p1"));
+    assert_eq!(got.signal_count, 0);
+    assert!(store.get_prospect(&other, &pid("p1")).await.unwrap().is_none());
+
+    // Signals: insert, replace by id, read back by key with vectors intact.
+    let w = store
+        .upsert_signals(&t, &pid("p1"), &[signal("a", Polarity::Positive, 1), signal("b", Polarity::Negative, 2)])
+        .await
+        .unwrap();
+    assert_eq!((w.added, w.replaced, w.total), (2, 0, 2));
+    let mut replaced = signal("b", Polarity::Positive, 3);
+    replaced.weight = Weight::parse(0.5).unwrap();
+    let w = store
+        .upsert_signals(&t, &pid("p1"), &[replaced.clone(), signal("c", Polarity::Positive, 4)])
+        .await
+        .unwrap();
+    assert_eq!((w.added, w.replaced, w.total), (1, 1, 3));
+    let signals = store.prospect_signals(&t, &pid("p1")).await.unwrap().unwrap();
+    let ids: Vec<&str> = signals.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(signals[1], replaced);
+    assert!(signals.iter().all(|s| s.vector.len() == DIM));
+    assert!(store.prospect_signals(&other, &pid("p1")).await.unwrap().is_none());
+    assert!(matches!(
+        store.upsert_signals(&t, &pid("ghost"), &[signal("x", Polarity::Positive, 1)]).await,
+        Err(StoreError::MissingProspect)
+    ));
+
+    let (deleted, remaining) = store
+        .delete_signals(&t, &pid("p1"), &[SignalId::parse("a").unwrap(), SignalId::parse("zzz").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!((deleted, remaining), (1, 2));
+
+    // Nearest prospects by positive signals, best first; other tenants invisible.
+    store.upsert_prospect(&t, &prospect("p2")).await.unwrap();
+    store
+        .upsert_signals(&t, &pid("p2"), &[signal("m", Polarity::Positive, 10), signal("n", Polarity::Negative, 20)])
+        .await
+        .unwrap();
+    store.upsert_prospect(&other, &prospect("p9")).await.unwrap();
+    store
+        .upsert_signals(&other, &pid("p9"), &[signal("m", Polarity::Positive, 10)])
+        .await
+        .unwrap();
+    let near = store.nearest_prospects(&t, &vector(10, 0.0), 5).await.unwrap();
+    assert_eq!(near[0].0, pid("p2"));
+    assert!(near[0].1 > 0.9);
+    assert!(near.iter().all(|(id, _)| id != &pid("p9")));
+    // Negative signals are not candidates: nothing of p2 is near axis 20.
+    let near = store.nearest_prospects(&t, &vector(20, 0.0), 5).await.unwrap();
+    assert!(near.iter().all(|(_, s)| *s < 0.5), "{near:?}");
+
+    // Counting and sampling.
+    assert_eq!(store.prospect_count(&t).await.unwrap(), 2);
+    let sample = store.sample_prospects(&t, 10).await.unwrap();
+    assert_eq!(sample.len(), 2);
+    let one = store.sample_prospects(&t, 1).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(sample.contains(&one[0]));
+
+    // Content.
+    let piece = ContentRecord {
+        id: ContentId::parse("c1").unwrap(),
+        kind: ContentKind::Webinar,
+        title: "Title".into(),
+        body: Text::parse("Body".into(), 100).unwrap(),
+        tags: vec!["x".into(), "y".into()],
+        vector: vector(7, 0.3),
+    };
+    store.upsert_content(&t, &piece).await.unwrap();
+    assert_eq!(store.get_content(&t, &piece.id).await.unwrap().unwrap(), piece);
+    assert!(store.get_content(&other, &piece.id).await.unwrap().is_none());
+    assert!(store.delete_content(&t, &piece.id).await.unwrap());
+    assert!(!store.delete_content(&t, &piece.id).await.unwrap());
+    assert!(store.get_content(&t, &piece.id).await.unwrap().is_none());
+
+    // Erasure takes the signals with it and nothing of anyone else's.
+    assert_eq!(store.delete_prospect(&t, &pid("p1")).await.unwrap(), Some(2));
+    assert_eq!(store.delete_prospect(&t, &pid("p1")).await.unwrap(), None);
+    assert!(store.prospect_signals(&t, &pid("p1")).await.unwrap().is_none());
+    store.upsert_prospect(&t, &prospect("p1")).await.unwrap();
+    assert_eq!(store.get_prospect(&t, &pid("p1")).await.unwrap().unwrap().signal_count, 0);
+    assert_eq!(store.get_prospect(&t, &pid("p2")).await.unwrap().unwrap().signal_count, 2);
+    assert_eq!(store.get_prospect(&other, &pid("p9")).await.unwrap().unwrap().signal_count, 1);
+
+    // Clean up (matters on a shared Qdrant).
+    for (tenant, id) in [(&t, "p1"), (&t, "p2"), (&other, "p9")] {
+        store.delete_prospect(tenant, &pid(id)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sqlite_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), DIM).unwrap());
+    contract(store, "contract").await;
+}
+
+#[tokio::test]
+async fn sqlite_store_refuses_another_dimension_and_a_closed_store_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), DIM).unwrap();
+    store.close();
+    assert!(matches!(store.health().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        SqliteStore::open(dir.path(), 128),
+        Err(StoreError::DimensionMismatch { expected: 128, found: 384 })
+    ));
+}
+
+/// The Qdrant URL to test against, if the environment names one on this machine.
+fn qdrant_url() -> Option<String> {
+    let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty());
+    let Some(url) = url else {
+        eprintln!("SKIPPED: Qdrant adapter tests need QDRANT_URL (e.g. http://127.0.0.1:6334)");
+        return None;
+    };
+    let host_ok = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    assert!(host_ok, "QDRANT_URL must point at this machine (127.0.0.1), not {url}");
+    Some(url)
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{nanos}")
+}
+
+#[tokio::test]
+async fn qdrant_store_meets_the_contract() {
+    let Some(url) = qdrant_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = ServeSettings::for_local(dir.path()).store;
+    settings.qdrant_collection = unique("pertinent-contract");
+    let store = Arc::new(QdrantStore::connect(&url, &settings, DIM).await.unwrap());
+    contract(store, &unique("contract")).await;
+    // A second connection to the same collection with another vector size is refused.
+    assert!(matches!(
+        QdrantStore::connect(&url, &settings, 128).await,
+        Err(StoreError::DimensionMismatch { expected: 128, found: 384 })
+    ));
+}
