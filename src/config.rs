@@ -26,6 +26,10 @@ pub struct Cli {
 pub enum Command {
     /// Runs the gRPC service.
     Serve(Box<ServeSettings>),
+    /// Loads a labelled data set through the gRPC API and prints quality metrics.
+    Eval(crate::eval::EvalSettings),
+    /// Drives a service with gRPC load and prints throughput, latency and memory.
+    Bench(crate::bench::BenchSettings),
 }
 
 /// Everything `pertinent serve` needs.
@@ -81,7 +85,11 @@ pub struct StoreSettings {
     pub cache_ttl_ms: u64,
 
     /// How many prospect profiles to keep in memory.
-    #[arg(long, env = "PERTINENT_PROFILE_CACHE_CAPACITY", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "PERTINENT_PROFILE_CACHE_CAPACITY",
+        default_value_t = 20_000
+    )]
     pub profile_cache_capacity: u64,
 }
 
@@ -109,35 +117,71 @@ pub struct EmbeddingSettings {
     pub ort_dylib_path: PathBuf,
 
     /// Pooling of token embeddings into one vector: mean (all-MiniLM-L6-v2) or cls.
-    #[arg(long, env = "PERTINENT_MODEL_POOLING", value_enum, default_value_t = PoolingSetting::Mean)]
+    #[arg(long = "model-pooling", env = "PERTINENT_MODEL_POOLING", value_enum, default_value_t = PoolingSetting::Mean)]
     pub pooling: PoolingSetting,
 
     /// Longest input in tokens; longer texts are truncated (256 is all-MiniLM-L6-v2's training length).
-    #[arg(long, env = "PERTINENT_MODEL_MAX_TOKENS", default_value_t = 256)]
+    #[arg(
+        long = "model-max-tokens",
+        env = "PERTINENT_MODEL_MAX_TOKENS",
+        default_value_t = 256
+    )]
     pub max_tokens: usize,
 
     /// Model worker threads, each with its own ONNX session.
-    #[arg(long, env = "PERTINENT_EMBED_WORKERS", default_value_t = 1)]
+    #[arg(
+        long = "embed-workers",
+        env = "PERTINENT_EMBED_WORKERS",
+        default_value_t = 1
+    )]
     pub workers: usize,
 
     /// ONNX Runtime intra-op threads per worker.
-    #[arg(long, env = "PERTINENT_EMBED_THREADS", default_value_t = 1)]
+    #[arg(
+        long = "embed-threads",
+        env = "PERTINENT_EMBED_THREADS",
+        default_value_t = 1
+    )]
     pub intra_threads: usize,
 
     /// How long a worker waits for more texts to fill a batch, in microseconds.
-    #[arg(long, env = "PERTINENT_EMBED_BATCH_WAIT_US", default_value_t = 1_000)]
+    #[arg(
+        long = "embed-batch-wait-us",
+        env = "PERTINENT_EMBED_BATCH_WAIT_US",
+        default_value_t = 1_000
+    )]
     pub batch_wait_us: u64,
 
     /// Upper bound of one model batch in tokens (memory grows with batch tokens).
-    #[arg(long, env = "PERTINENT_EMBED_BATCH_TOKENS", default_value_t = 2_048)]
+    #[arg(
+        long = "embed-batch-tokens",
+        env = "PERTINENT_EMBED_BATCH_TOKENS",
+        default_value_t = 2_048
+    )]
     pub batch_tokens: usize,
 
     /// Upper bound of one model batch in texts.
-    #[arg(long, env = "PERTINENT_EMBED_BATCH_TEXTS", default_value_t = 32)]
+    #[arg(
+        long = "embed-batch-texts",
+        env = "PERTINENT_EMBED_BATCH_TEXTS",
+        default_value_t = 32
+    )]
     pub batch_texts: usize,
 
+    /// Memory for embeddings of recently seen texts, in MiB (identical texts skip the model).
+    #[arg(
+        long = "embed-cache-mib",
+        env = "PERTINENT_EMBED_CACHE_MIB",
+        default_value_t = 32
+    )]
+    pub text_cache_mib: u64,
+
     /// Embedding requests that may wait for a worker; past that, RESOURCE_EXHAUSTED.
-    #[arg(long, env = "PERTINENT_EMBED_QUEUE", default_value_t = 256)]
+    #[arg(
+        long = "embed-queue",
+        env = "PERTINENT_EMBED_QUEUE",
+        default_value_t = 256
+    )]
     pub queue: usize,
 }
 
@@ -182,7 +226,9 @@ impl ScoringSettings {
         if let Some(t) = self.review_threshold {
             config.review_threshold = t;
         }
-        config.validate().map_err(|e| anyhow::anyhow!("scoring settings: {e}"))?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("scoring settings: {e}"))?;
         Ok(config)
     }
 }
@@ -223,7 +269,7 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetrySettings {
     /// Log filter in tracing's EnvFilter syntax (e.g. "info,pertinent=debug").
-    #[arg(long, env = "PERTINENT_LOG", default_value = "info")]
+    #[arg(long, env = "PERTINENT_LOG_FILTER", default_value = "info")]
     pub log_filter: String,
 
     /// Log format: text for people, json for log pipelines.
@@ -287,7 +333,10 @@ impl ServeSettings {
         let l = &self.limits;
         anyhow::ensure!(l.max_text_bytes >= 1, "--max-text-bytes must be at least 1");
         anyhow::ensure!(l.max_candidates >= 1, "--max-candidates must be at least 1");
-        anyhow::ensure!(l.max_signals_per_call >= 1, "--max-signals-per-call must be at least 1");
+        anyhow::ensure!(
+            l.max_signals_per_call >= 1,
+            "--max-signals-per-call must be at least 1"
+        );
         anyhow::ensure!(l.max_in_flight >= 1, "--max-in-flight must be at least 1");
         anyhow::ensure!(l.max_scans >= 1, "--max-scans must be at least 1");
         self.scoring.load()?;
@@ -305,8 +354,10 @@ impl ServeSettings {
             "--data-dir",
             &data_dir.to_string_lossy(),
         ]);
-        let Command::Serve(settings) = cli.command;
-        *settings
+        match cli.command {
+            Command::Serve(settings) => *settings,
+            Command::Eval(_) | Command::Bench(_) => unreachable!("parsed a serve command"),
+        }
     }
 }
 

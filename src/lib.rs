@@ -15,10 +15,12 @@
 //! adapter file; `scoring` and `domain` use nothing but std and serde, and take `now` as an
 //! argument instead of reading a clock.
 
+pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod embedding;
 pub mod engine;
+pub mod eval;
 pub mod grpc;
 pub mod scoring;
 pub mod startup;

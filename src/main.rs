@@ -15,5 +15,7 @@ async fn main() -> anyhow::Result<()> {
             let app = App::build(settings).await?;
             app.run(shutdown_signal()).await
         }
+        Command::Eval(settings) => pertinent::eval::run(settings).await,
+        Command::Bench(settings) => pertinent::bench::run(settings).await,
     }
 }

@@ -74,30 +74,31 @@ impl App {
     ) -> anyhow::Result<Self> {
         let scoring = settings.scoring.load()?;
         let dimension = embedder.dimension();
-        let (store, handle): (Arc<dyn VectorStore>, StoreHandle) =
-            match &settings.store.qdrant_url {
-                Some(url) => {
-                    let q = Arc::new(
-                        QdrantStore::connect(url, &settings.store, dimension)
-                            .await
-                            .with_context(|| format!("connecting to Qdrant at {url}"))?,
-                    );
-                    (q.clone(), StoreHandle::Qdrant(q))
-                }
-                None => {
-                    let s = Arc::new(
-                        SqliteStore::open(&settings.store.data_dir, dimension).with_context(
-                            || format!("opening the store in {}", settings.store.data_dir.display()),
-                        )?,
-                    );
-                    (s.clone(), StoreHandle::Sqlite(s))
-                }
-            };
+        let (store, handle): (Arc<dyn VectorStore>, StoreHandle) = match &settings.store.qdrant_url
+        {
+            Some(url) => {
+                let q = Arc::new(
+                    QdrantStore::connect(url, &settings.store, dimension)
+                        .await
+                        .with_context(|| format!("connecting to Qdrant at {url}"))?,
+                );
+                (q.clone(), StoreHandle::Qdrant(q))
+            }
+            None => {
+                let s = Arc::new(
+                    SqliteStore::open(&settings.store.data_dir, dimension).with_context(|| {
+                        format!("opening the store in {}", settings.store.data_dir.display())
+                    })?,
+                );
+                (s.clone(), StoreHandle::Sqlite(s))
+            }
+        };
         let limits = EngineLimits {
             max_in_flight: settings.limits.max_in_flight,
             max_scans: settings.limits.max_scans,
             cache_ttl: settings.store.cache_ttl(),
             profile_cache_capacity: settings.store.profile_cache_capacity,
+            text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
         };
         let engine = Arc::new(Engine::new(embedder, store, scoring, limits));
         let listener = TcpListener::bind(settings.listen)
@@ -240,4 +241,46 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// A service running inside this process on a fresh temporary store; dropping it stops the
+/// service and removes the store. For `pertinent eval` without `--target`.
+pub struct LocalServer {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the service (real model, embedded store in a temporary directory, scoring parameters
+/// from `scoring_config` if given) on 127.0.0.1:0 and returns a connected channel.
+pub async fn spawn_local(
+    scoring_config: Option<std::path::PathBuf>,
+) -> anyhow::Result<(tonic::transport::Channel, LocalServer)> {
+    let data = tempfile::tempdir()?;
+    let mut settings = ServeSettings::for_local(data.path());
+    settings.scoring.scoring_config = scoring_config;
+    let settings = settings.validate()?;
+    let app = App::build(settings).await?;
+    let addr = app.addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    Ok((
+        channel,
+        LocalServer {
+            shutdown: Some(tx),
+            _data: data,
+        },
+    ))
 }

@@ -68,7 +68,9 @@ impl FastembedEmbedder {
                 .map_err(|e| EmbedError::Load(format!("running the model once: {e}")))?;
             dimension = probe.first().map_or(0, Vec::len);
             if dimension == 0 {
-                return Err(EmbedError::Load("the model returned an empty vector".into()));
+                return Err(EmbedError::Load(
+                    "the model returned an empty vector".into(),
+                ));
             }
             let worker = Worker {
                 receiver: receiver.clone(),
@@ -287,13 +289,15 @@ impl Worker {
             let mut end = start;
             while end < order.len() {
                 let padded = tokens[order[end]] * (end - start + 1);
-                if end > start && (padded > self.batch_tokens || end - start >= self.batch_texts)
-                {
+                if end > start && (padded > self.batch_tokens || end - start >= self.batch_texts) {
                     break;
                 }
                 end += 1;
             }
-            let batch: Vec<&str> = order[start..end].iter().map(|&i| texts[i].as_str()).collect();
+            let batch: Vec<&str> = order[start..end]
+                .iter()
+                .map(|&i| texts[i].as_str())
+                .collect();
             match model.embed(&batch, Some(batch.len())) {
                 Ok(out) => {
                     for (&i, v) in order[start..end].iter().zip(out) {

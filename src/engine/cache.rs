@@ -55,6 +55,9 @@ fn unwrap_miss<T>(result: Result<T, Arc<Miss>>) -> Result<Option<T>, EngineError
 }
 
 pub(super) struct Caches {
+    /// Embeddings by exact text: the same template sent to many prospects, or the same
+    /// "visited the pricing page" signal, is embedded once.
+    pub(super) texts: Cache<String, Arc<Vec<f32>>>,
     profiles: Cache<(Tenant, ProspectId), Arc<Profile>>,
     contents: Cache<(Tenant, ContentId), Arc<Vec<f32>>>,
     samples: Cache<Tenant, Arc<Sample>>,
@@ -66,6 +69,14 @@ impl Caches {
     pub(super) fn new(limits: &EngineLimits) -> Self {
         let ttl = limits.cache_ttl;
         Self {
+            texts: Cache::builder()
+                .max_capacity(limits.text_cache_bytes)
+                .weigher(|text: &String, vector: &Arc<Vec<f32>>| {
+                    (text.len() + vector.len() * 4 + 64)
+                        .try_into()
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
             profiles: Cache::builder()
                 .max_capacity(limits.profile_cache_capacity)
                 .time_to_live(ttl)
@@ -74,7 +85,10 @@ impl Caches {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
-            samples: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            samples: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
             piece_baselines: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
@@ -196,7 +210,12 @@ impl Caches {
                 sample
                     .members
                     .iter()
-                    .map(|(id, p)| (id.clone(), relevance_value(&candidate.vector, p, now, config)))
+                    .map(|(id, p)| {
+                        (
+                            id.clone(),
+                            relevance_value(&candidate.vector, p, now, config),
+                        )
+                    })
                     .collect::<Vec<_>>(),
             )
         };

@@ -49,6 +49,8 @@ pub struct EngineLimits {
     pub cache_ttl: Duration,
     /// How many profiles to cache.
     pub profile_cache_capacity: u64,
+    /// Bytes of text embeddings to cache (texts plus vectors).
+    pub text_cache_bytes: u64,
 }
 
 /// A signal as a client sends it, before embedding.
@@ -154,6 +156,35 @@ impl Engine {
             .map_err(|_| EngineError::Overloaded("too many requests in flight"))
     }
 
+    /// Embeds texts, taking identical texts embedded before from the cache.
+    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Arc<Vec<f32>>>, EngineError> {
+        let mut out: Vec<Option<Arc<Vec<f32>>>> = Vec::with_capacity(texts.len());
+        let mut missing = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let hit = self.caches.texts.get(text).await;
+            if hit.is_none() {
+                missing.push(i);
+            }
+            out.push(hit);
+        }
+        if !missing.is_empty() {
+            let batch = missing.iter().map(|&i| texts[i].clone()).collect();
+            let vectors = self.embedder.embed(batch).await?;
+            if vectors.len() != missing.len() {
+                return Err(EmbedError::Model("wrong number of vectors returned".into()).into());
+            }
+            for (i, vector) in missing.into_iter().zip(vectors) {
+                let vector = Arc::new(vector);
+                self.caches
+                    .texts
+                    .insert(texts[i].clone(), vector.clone())
+                    .await;
+                out[i] = Some(vector);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
     // ------------------------------------------------------------ prospects and signals
 
     /// Creates or replaces a prospect; returns it with its signal count.
@@ -204,7 +235,7 @@ impl Engine {
             return Err(not_found("prospect", prospect));
         }
         let texts = signals.iter().map(|s| s.text.as_str().to_owned()).collect();
-        let vectors = self.embedder.embed(texts).await?;
+        let vectors = self.embed(texts).await?;
         let now = now_millis();
         let records: Vec<SignalRecord> = signals
             .into_iter()
@@ -216,7 +247,7 @@ impl Engine {
                 observed_at: s.observed_at.unwrap_or(now),
                 weight: s.weight,
                 text: s.text,
-                vector,
+                vector: vector.as_ref().clone(),
             })
             .collect();
         let written = self.store.upsert_signals(tenant, prospect, &records).await;
@@ -245,19 +276,17 @@ impl Engine {
         content: NewContent,
     ) -> Result<ContentRecord, EngineError> {
         let text = embedding_text(&content.title, content.body.as_str());
-        let vector = self
-            .embedder
-            .embed(vec![text])
-            .await?
-            .pop()
-            .ok_or_else(|| EngineError::Embed(EmbedError::Model("no vector returned".into())))?;
+        let vector =
+            self.embed(vec![text]).await?.pop().ok_or_else(|| {
+                EngineError::Embed(EmbedError::Model("no vector returned".into()))
+            })?;
         let record = ContentRecord {
             id: content.id,
             kind: content.kind,
             title: content.title,
             body: content.body,
             tags: content.tags,
-            vector,
+            vector: vector.as_ref().clone(),
         };
         let stored = self.store.upsert_content(tenant, &record).await;
         self.caches.content_changed(tenant, &record.id).await;
@@ -278,7 +307,11 @@ impl Engine {
     }
 
     /// Deletes a content piece; false when there was none.
-    pub async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, EngineError> {
+    pub async fn delete_content(
+        &self,
+        tenant: &Tenant,
+        id: &ContentId,
+    ) -> Result<bool, EngineError> {
         let deleted = self.store.delete_content(tenant, id).await;
         self.caches.content_changed(tenant, id).await;
         Ok(deleted?)
@@ -317,12 +350,12 @@ impl Engine {
         }
         if !drafts.is_empty() {
             let texts = drafts.iter().map(|(_, _, t)| t.clone()).collect();
-            let vectors = self.embedder.embed(texts).await?;
+            let vectors = self.embed(texts).await?;
             for ((i, id, _), vector) in drafts.into_iter().zip(vectors) {
                 resolved[i] = Some(ResolvedCandidate {
                     id,
                     content: None,
-                    vector: Arc::new(vector),
+                    vector,
                 });
             }
         }

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::domain::{
-    ContentId, ContentKind, ContentRecord, Invalid, Millis, Polarity, ProspectId,
-    ProspectRecord, SignalId, SignalSource, Tenant, Text, Weight,
+    ContentId, ContentKind, ContentRecord, Invalid, Millis, Polarity, ProspectId, ProspectRecord,
+    SignalId, SignalSource, Tenant, Text, Weight,
 };
 use crate::engine::{CandidateInput, NewContent, NewSignal, Scored};
 use crate::scoring::{Decision, ReasonCode};
@@ -43,7 +43,10 @@ fn keep<T>(v: &mut Violations, field: &str, r: Result<T, Invalid>) -> Option<T> 
 
 fn short_text(v: &mut Violations, field: &str, raw: String) -> Option<String> {
     if raw.len() > MAX_SHORT_TEXT_BYTES {
-        v.add(field, format!("must be at most {MAX_SHORT_TEXT_BYTES} bytes"));
+        v.add(
+            field,
+            format!("must be at most {MAX_SHORT_TEXT_BYTES} bytes"),
+        );
         return None;
     }
     if raw.contains('\0') {
@@ -96,7 +99,10 @@ pub fn prospect(v: &mut Violations, raw: Option<pb::Prospect>) -> Option<Prospec
     for (key, value) in attributes {
         let field = format!("prospect.attributes[{key:?}]");
         if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
-            v.add(&field, "keys must be 1 to 128 bytes without control characters");
+            v.add(
+                &field,
+                "keys must be 1 to 128 bytes without control characters",
+            );
             continue;
         }
         if let Some(value) = short_text(v, &field, value) {
@@ -119,7 +125,8 @@ pub fn prospect(v: &mut Violations, raw: Option<pb::Prospect>) -> Option<Prospec
 pub fn millis(v: &mut Violations, field: &str, ts: prost_types::Timestamp) -> Option<Millis> {
     let prost_types::Timestamp { seconds, nanos } = ts;
     // 0001-01-01 to 9999-12-31, as google.protobuf.Timestamp defines.
-    if !(-62_135_596_800..=253_402_300_799).contains(&seconds) || !(0..1_000_000_000).contains(&nanos)
+    if !(-62_135_596_800..=253_402_300_799).contains(&seconds)
+        || !(0..1_000_000_000).contains(&nanos)
     {
         v.add(field, "is not a valid timestamp");
         return None;
@@ -236,16 +243,21 @@ pub fn signals(
         let text = keep(v, &f("text"), Text::parse(text, limits.max_text_bytes));
         let weight = keep(v, &f("weight"), Weight::parse(weight));
         match (id, source, pol, observed_at, text, weight) {
-            (Some(id), Some(source), Some(polarity), Some(observed_at), Some(text), Some(weight)) => {
-                out.push(NewSignal {
-                    id,
-                    source,
-                    polarity,
-                    observed_at,
-                    weight,
-                    text,
-                })
-            }
+            (
+                Some(id),
+                Some(source),
+                Some(polarity),
+                Some(observed_at),
+                Some(text),
+                Some(weight),
+            ) => out.push(NewSignal {
+                id,
+                source,
+                polarity,
+                observed_at,
+                weight,
+                text,
+            }),
             _ => all_valid = false,
         }
     }
@@ -265,7 +277,10 @@ pub fn signal_ids(
     if raw.len() > limits.max_signals_per_call {
         v.add(
             "ids",
-            format!("at most {} ids are accepted per call", limits.max_signals_per_call),
+            format!(
+                "at most {} ids are accepted per call",
+                limits.max_signals_per_call
+            ),
         );
         return None;
     }
@@ -299,7 +314,10 @@ pub fn content(
     let title = short_text(v, "content.title", title);
     let body = keep(v, "content.body", Text::parse(body, limits.max_text_bytes));
     if tags.len() > MAX_TAGS {
-        v.add("content.tags", format!("at most {MAX_TAGS} tags are accepted"));
+        v.add(
+            "content.tags",
+            format!("at most {MAX_TAGS} tags are accepted"),
+        );
     }
     for (i, tag) in tags.iter().enumerate() {
         if tag.trim().is_empty() || tag.len() > 128 || tag.chars().any(char::is_control) {

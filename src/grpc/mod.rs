@@ -4,9 +4,9 @@
 //! call, convert the answer back. Errors become statuses in one place (`error`). Generated
 //! proto types are used nowhere else in the crate (tests use them as clients do).
 
+mod content;
 pub mod convert;
 pub mod error;
-mod content;
 mod prospect;
 mod scoring;
 
@@ -25,7 +25,8 @@ pub mod pb {
     tonic::include_proto!("pertinent.v1");
 
     /// The encoded descriptors of every proto file, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("pertinent_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("pertinent_descriptor");
 }
 
 /// The fully qualified names of the services, as health checks and reflection know them.

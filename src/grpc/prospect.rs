@@ -77,7 +77,11 @@ impl ProspectService for ProspectApi {
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let signals = convert::signals(&mut v, signals, &self.0.limits, now_millis());
         require!(v; tenant, prospect, signals);
-        let written = self.0.engine.add_signals(&tenant, &prospect, signals).await?;
+        let written = self
+            .0
+            .engine
+            .add_signals(&tenant, &prospect, signals)
+            .await?;
         Ok(Response::new(pb::AddSignalsResponse {
             added: written.added,
             replaced: written.replaced,
@@ -101,7 +105,11 @@ impl ProspectService for ProspectApi {
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let ids = convert::signal_ids(&mut v, ids, &self.0.limits);
         require!(v; tenant, prospect, ids);
-        let (deleted, remaining) = self.0.engine.delete_signals(&tenant, &prospect, &ids).await?;
+        let (deleted, remaining) = self
+            .0
+            .engine
+            .delete_signals(&tenant, &prospect, &ids)
+            .await?;
         Ok(Response::new(pb::DeleteSignalsResponse {
             deleted,
             signal_count: remaining,

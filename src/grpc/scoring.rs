@@ -26,8 +26,13 @@ impl ScoringService for ScoringApi {
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
-        let candidate =
-            convert::candidate(&mut v, "candidate", candidate, "draft".into(), &self.0.limits);
+        let candidate = convert::candidate(
+            &mut v,
+            "candidate",
+            candidate,
+            "draft".into(),
+            &self.0.limits,
+        );
         require!(v; tenant, prospect, candidate);
         let scored = self.0.engine.score(&tenant, &prospect, candidate).await?;
         Ok(Response::new(convert::scored_to_pb(scored)))
@@ -73,11 +78,20 @@ impl ScoringService for ScoringApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
-        let candidate =
-            convert::candidate(&mut v, "candidate", candidate, "draft".into(), &self.0.limits);
+        let candidate = convert::candidate(
+            &mut v,
+            "candidate",
+            candidate,
+            "draft".into(),
+            &self.0.limits,
+        );
         let limit = convert::audience_limit(&mut v, limit, &self.0.limits);
         require!(v; tenant, candidate, limit);
-        let members = self.0.engine.find_audience(&tenant, candidate, limit).await?;
+        let members = self
+            .0
+            .engine
+            .find_audience(&tenant, candidate, limit)
+            .await?;
         Ok(Response::new(pb::FindAudienceResponse {
             members: members
                 .into_iter()

@@ -2,9 +2,7 @@
 
 use crate::domain::{Polarity, SignalSource};
 
-use super::{
-    Assessment, Decision, Evidence, Match, Reason, ReasonCode, Relevance, ScoringConfig,
-};
+use super::{Assessment, Decision, Evidence, Match, Reason, ReasonCode, Relevance, ScoringConfig};
 
 /// What `assess` found, handed over for explanation.
 pub(super) struct Findings<'a, 'p> {

@@ -47,12 +47,14 @@ pub struct ScoringConfig {
     pub relevance_midpoint: f32,
     /// Width of the relevance factor's logistic curve.
     pub relevance_scale: f32,
-    /// Specificity at which the specificity factor of the score is one half.
+    /// Specific share (specificity / relevance) at which the specificity factor of the score
+    /// is one half.
     pub specificity_midpoint: f32,
     /// Width of the specificity factor's logistic curve.
     pub specificity_scale: f32,
-    /// Specificity below which a piece is GENERIC (rejected).
-    pub generic_margin: f32,
+    /// Specific share below which a piece is GENERIC (rejected): less than this part of its
+    /// relevance to the prospect is above what the typical prospect of the tenant gets.
+    pub generic_share: f32,
     /// Fewer other prospects than this and there is no baseline: decisions are capped at REVIEW.
     pub min_baseline_prospects: usize,
     /// How many of the tenant's prospects make the baseline sample.
@@ -69,18 +71,18 @@ impl Default for ScoringConfig {
     fn default() -> Self {
         Self {
             half_life_days: 180.0,
-            recency_floor: 0.35,
+            recency_floor: 0.6,
             source_weights: SourceWeights::default(),
-            prior_penalty: 0.12,
+            prior_penalty: 0.5,
             sharpness: 20.0,
             same_topic_similarity: 0.5,
             negative_floor: 0.35,
             negative_on_topic: 0.5,
             relevance_midpoint: 0.42,
             relevance_scale: 0.06,
-            specificity_midpoint: 0.06,
-            specificity_scale: 0.03,
-            generic_margin: 0.05,
+            specificity_midpoint: 0.45,
+            specificity_scale: 0.05,
+            generic_share: 0.5,
             min_baseline_prospects: 3,
             baseline_sample: 64,
             send_threshold: 0.6,
@@ -145,7 +147,7 @@ impl Default for SourceWeights {
             case_study_read: 0.7,
             email_reply: 1.0,
             survey: 0.9,
-            web_visit: 0.5,
+            web_visit: 0.3,
             other: 0.7,
         }
     }
@@ -168,7 +170,10 @@ impl SourceWeights {
     fn validate(&self) -> Result<(), String> {
         for s in SignalSource::ALL {
             if !(0.0..=1.0).contains(&self.of(s)) {
-                return Err(format!("source_weights.{} must be within [0, 1]", s.as_str()));
+                return Err(format!(
+                    "source_weights.{} must be within [0, 1]",
+                    s.as_str()
+                ));
             }
         }
         Ok(())
@@ -219,24 +224,31 @@ pub struct Evidence {
 }
 
 /// The tenant's prospects in general, as seen by one candidate: the relevance of the candidate
-/// to each sampled prospect other than the one being scored.
+/// to the typical sampled prospect other than the one being scored.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Baseline {
     /// How many prospects the statistics cover.
     pub prospects: usize,
-    /// Their mean relevance to the candidate.
-    pub mean: f32,
+    /// Their median relevance to the candidate: the typical prospect. The median, not the
+    /// mean, so that the two or three other prospects a piece was also written for do not make
+    /// it look generic.
+    pub typical: f32,
 }
 
 impl Baseline {
     /// The baseline from the relevance values of other prospects.
     pub fn from_relevances(values: impl IntoIterator<Item = f32>) -> Self {
-        let (n, sum) = values
-            .into_iter()
-            .fold((0usize, 0.0f32), |(n, s), v| (n + 1, s + v));
+        let mut v: Vec<f32> = values.into_iter().collect();
+        v.sort_by(f32::total_cmp);
+        let n = v.len();
+        let typical = match n {
+            0 => 0.0,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        };
         Self {
             prospects: n,
-            mean: if n == 0 { 0.0 } else { sum / n as f32 },
+            typical,
         }
     }
 }
@@ -267,9 +279,16 @@ pub fn assess(
     let rel = relevance(candidate, profile, now, config);
     let has_baseline = baseline.prospects >= config.min_baseline_prospects;
     let specificity = if has_baseline {
-        rel.value - baseline.mean
+        rel.value - baseline.typical
     } else {
         0.0
+    };
+    // The share of the relevance that is this prospect's own rather than everyone's. With no
+    // relevance at all nothing is specific (and the score is 0 either way).
+    let specific_share = if rel.value > 0.0 {
+        specificity / rel.value
+    } else {
+        f32::NEG_INFINITY
     };
 
     if rel.active_positives == 0 {
@@ -279,14 +298,14 @@ pub fn assess(
     let relevance_factor =
         logistic((rel.value - config.relevance_midpoint) / config.relevance_scale);
     let specificity_factor = if has_baseline {
-        logistic((specificity - config.specificity_midpoint) / config.specificity_scale)
+        logistic((specific_share - config.specificity_midpoint) / config.specificity_scale)
     } else {
         1.0
     };
     let score = (relevance_factor * specificity_factor).clamp(0.0, 1.0);
 
     let negative = rel.blocking_negative(config);
-    let generic = has_baseline && specificity < config.generic_margin;
+    let generic = has_baseline && specific_share < config.generic_share;
     let decision = if negative.is_some() || generic || score < config.review_threshold {
         Decision::Reject
     } else if score >= config.send_threshold && has_baseline {

@@ -37,10 +37,10 @@ fn x() -> Vec<f32> {
     vec![1.0, 0.0, 0.0]
 }
 
-fn baseline(mean: f32) -> Baseline {
+fn baseline(typical: f32) -> Baseline {
     Baseline {
         prospects: 10,
-        mean,
+        typical,
     }
 }
 
@@ -154,7 +154,7 @@ fn a_small_tenant_caps_decisions_at_review() {
     let p = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.8))]);
     let small = Baseline {
         prospects: 1,
-        mean: 0.1,
+        typical: 0.1,
     };
     let a = assess(&x(), &p, small, NOW, &ScoringConfig::default());
     assert_eq!(a.decision, Decision::Review);
@@ -170,6 +170,15 @@ fn page_views_count_less_than_replies() {
     let rv = relevance_value(&x(), &profile(vec![view]), NOW, &config);
     let rr = relevance_value(&x(), &profile(vec![reply]), NOW, &config);
     assert!(rr > rv);
+}
+
+#[test]
+fn the_baseline_is_the_median_of_other_prospects() {
+    let b = Baseline::from_relevances([0.1, 0.9, 0.2, 0.8, 0.15]);
+    assert_eq!(b.prospects, 5);
+    assert_eq!(b.typical, 0.2);
+    assert_eq!(Baseline::from_relevances([0.1, 0.3]).typical, 0.2);
+    assert_eq!(Baseline::from_relevances([]).typical, 0.0);
 }
 
 #[test]
@@ -202,7 +211,7 @@ proptest! {
             signal(&format!("s{i}"), polarity, ages[i], at(*a))
         }).collect();
         let p = profile(signals);
-        let a = assess(&x(), &p, Baseline { prospects: others, mean }, NOW, &ScoringConfig::default());
+        let a = assess(&x(), &p, Baseline { prospects: others, typical: mean }, NOW, &ScoringConfig::default());
         prop_assert!((0.0..=1.0).contains(&a.score));
         prop_assert!((0.0..=1.0).contains(&a.relevance));
         prop_assert!(a.evidence.len() <= ScoringConfig::default().max_evidence);

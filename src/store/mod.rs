@@ -103,8 +103,11 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Option<Vec<SignalRecord>>, StoreError>;
 
     /// Creates or replaces a content piece.
-    async fn upsert_content(&self, tenant: &Tenant, content: &ContentRecord)
-    -> Result<(), StoreError>;
+    async fn upsert_content(
+        &self,
+        tenant: &Tenant,
+        content: &ContentRecord,
+    ) -> Result<(), StoreError>;
 
     /// A content piece, if registered.
     async fn get_content(
@@ -121,8 +124,11 @@ pub trait VectorStore: Send + Sync {
 
     /// Up to `n` of the tenant's prospects, chosen by the smallest `sample_key`: a uniform
     /// sample that stays stable as prospects come and go (a bottom-k sketch).
-    async fn sample_prospects(&self, tenant: &Tenant, n: usize)
-    -> Result<Vec<ProspectId>, StoreError>;
+    async fn sample_prospects(
+        &self,
+        tenant: &Tenant,
+        n: usize,
+    ) -> Result<Vec<ProspectId>, StoreError>;
 
     /// The prospects whose positive signals come nearest to `vector`, each with its best cosine
     /// similarity, best first, at most `limit`. Candidate generation for FindAudience.

@@ -156,7 +156,9 @@ impl QdrantStore {
         if let Some(key) = &settings.qdrant_api_key {
             builder = builder.api_key(key.expose().to_owned());
         }
-        let client = builder.build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = builder
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let store = Self {
             client,
             collection: settings.qdrant_collection.clone(),
@@ -186,7 +188,11 @@ impl QdrantStore {
                 .await;
             // Another replica may have created it meanwhile; the check below decides.
             if let Err(e) = created
-                && !self.client.collection_exists(&self.collection).await.unwrap_or(false)
+                && !self
+                    .client
+                    .collection_exists(&self.collection)
+                    .await
+                    .unwrap_or(false)
             {
                 return Err(backend(e));
             }
@@ -231,21 +237,26 @@ impl QdrantStore {
                 .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
                 .wait(true),
             CreateFieldIndexCollectionBuilder::new(c, "kind", FieldType::Keyword).wait(true),
-            CreateFieldIndexCollectionBuilder::new(c, "prospect_id", FieldType::Keyword)
-                .wait(true),
+            CreateFieldIndexCollectionBuilder::new(c, "prospect_id", FieldType::Keyword).wait(true),
             CreateFieldIndexCollectionBuilder::new(c, "polarity", FieldType::Keyword).wait(true),
             // Integer index with range support: scroll orders by it for the baseline sample.
-            CreateFieldIndexCollectionBuilder::new(c, "sample_key", FieldType::Integer)
-                .wait(true),
+            CreateFieldIndexCollectionBuilder::new(c, "sample_key", FieldType::Integer).wait(true),
         ];
         for index in indexes {
             // Creating an existing index is a no-op on the server.
-            self.client.create_field_index(index).await.map_err(backend)?;
+            self.client
+                .create_field_index(index)
+                .await
+                .map_err(backend)?;
         }
         Ok(())
     }
 
-    async fn get_point(&self, id: PointId, vectors: bool) -> Result<Option<RetrievedPoint>, StoreError> {
+    async fn get_point(
+        &self,
+        id: PointId,
+        vectors: bool,
+    ) -> Result<Option<RetrievedPoint>, StoreError> {
         let response = self
             .client
             .get_points(
@@ -268,18 +279,32 @@ impl QdrantStore {
     async fn count(&self, filter: Filter) -> Result<u64, StoreError> {
         let response = self
             .client
-            .count(CountPointsBuilder::new(&self.collection).filter(filter).exact(true))
+            .count(
+                CountPointsBuilder::new(&self.collection)
+                    .filter(filter)
+                    .exact(true),
+            )
             .await
             .map_err(backend)?;
         Ok(response.result.map_or(0, |r| r.count))
     }
 
-    async fn signal_count(&self, tenant: &Tenant, prospect: &ProspectId) -> Result<u32, StoreError> {
-        Ok(self.count(prospect_signals_filter(tenant, prospect)).await? as u32)
+    async fn signal_count(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<u32, StoreError> {
+        Ok(self
+            .count(prospect_signals_filter(tenant, prospect))
+            .await? as u32)
     }
 
     /// Every point matching `filter`, page by page.
-    async fn scroll_all(&self, filter: Filter, vectors: bool) -> Result<Vec<RetrievedPoint>, StoreError> {
+    async fn scroll_all(
+        &self,
+        filter: Filter,
+        vectors: bool,
+    ) -> Result<Vec<RetrievedPoint>, StoreError> {
         let mut out = Vec::new();
         let mut offset: Option<PointId> = None;
         loop {
@@ -383,8 +408,8 @@ impl VectorStore for QdrantStore {
             return Ok(None);
         };
         let p = &point.payload;
-        let attributes = serde_json::from_str(&get_str(p, "attributes")?)
-            .map_err(|_| corrupt("attributes"))?;
+        let attributes =
+            serde_json::from_str(&get_str(p, "attributes")?).map_err(|_| corrupt("attributes"))?;
         let prospect = ProspectRecord {
             id: id.clone(),
             name: get_str(p, "name")?,
@@ -624,7 +649,10 @@ impl VectorStore for QdrantStore {
         limit: usize,
     ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
         let mut must = of_tenant_kind(tenant, KIND_SIGNAL);
-        must.push(Condition::matches("polarity", Polarity::Positive.as_str().to_owned()));
+        must.push(Condition::matches(
+            "polarity",
+            Polarity::Positive.as_str().to_owned(),
+        ));
         let response = self
             .client
             .query_groups(

@@ -81,9 +81,12 @@ impl SqliteStore {
         let path = data_dir.join(FILE_NAME);
         let conn = Connection::open(&path)
             .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
@@ -597,7 +600,11 @@ impl VectorStore for SqliteStore {
             let mut buf = Vec::with_capacity(query.len());
             while let Some(row) = rows.next().map_err(backend)? {
                 let prospect: String = row.get(0).map_err(backend)?;
-                let blob = row.get_ref(1).map_err(backend)?.as_blob().map_err(|_| corrupt("vector"))?;
+                let blob = row
+                    .get_ref(1)
+                    .map_err(backend)?
+                    .as_blob()
+                    .map_err(|_| corrupt("vector"))?;
                 buf.clear();
                 buf.extend(
                     blob.chunks_exact(4)

@@ -1,7 +1,7 @@
 //! Health (tonic-health) and server reflection.
 
-use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::helpers::*;
 
@@ -38,10 +38,10 @@ async fn health_reports_serving_for_the_server_and_each_service() {
 
 #[tokio::test]
 async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let app = spawn_app().await;
     let mut client = ServerReflectionClient::new(app.channel.clone());
@@ -65,6 +65,9 @@ async fn reflection_lists_the_services() {
         "pertinent.v1.ScoringService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
     }
 }

@@ -12,9 +12,9 @@ use pertinent::startup::{App, StoreHandle};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// A running service and clients for it. Dropping it stops the service.
 pub struct TestApp {
@@ -107,7 +107,10 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(handle) = self.handle.take() {
-            handle.await.expect("the server task").expect("the server ran cleanly");
+            handle
+                .await
+                .expect("the server task")
+                .expect("the server ran cleanly");
         }
         self._temp.take()
     }
@@ -264,8 +267,16 @@ pub async fn seed_tenant(app: &TestApp, tenant: &str) {
             "Northwind Logistics",
             "VP Operations",
             vec![
-                signal("a1", CallNote, "Our warehouse pickers lose hours because slotting is never updated; we want to re-slot SKUs weekly based on demand."),
-                signal("a2", ForumPost, "Has anyone automated pick-path optimisation in a multi-level warehouse? Travel time is killing our throughput."),
+                signal(
+                    "a1",
+                    CallNote,
+                    "Our warehouse pickers lose hours because slotting is never updated; we want to re-slot SKUs weekly based on demand.",
+                ),
+                signal(
+                    "a2",
+                    ForumPost,
+                    "Has anyone automated pick-path optimisation in a multi-level warehouse? Travel time is killing our throughput.",
+                ),
                 signal("a3", WebVisit, "Visited pricing page"),
             ],
         ),
@@ -275,8 +286,16 @@ pub async fn seed_tenant(app: &TestApp, tenant: &str) {
             "Helix Bank",
             "CISO",
             vec![
-                signal("b1", CallNote, "The regulator asked us to prove who has access to customer data; our access reviews are spreadsheets and take a quarter."),
-                signal("b2", EmailReply, "We need to automate quarterly user access reviews for SOX before the next audit."),
+                signal(
+                    "b1",
+                    CallNote,
+                    "The regulator asked us to prove who has access to customer data; our access reviews are spreadsheets and take a quarter.",
+                ),
+                signal(
+                    "b2",
+                    EmailReply,
+                    "We need to automate quarterly user access reviews for SOX before the next audit.",
+                ),
             ],
         ),
         (
@@ -285,8 +304,16 @@ pub async fn seed_tenant(app: &TestApp, tenant: &str) {
             "Brightline Clinics",
             "Head of Patient Experience",
             vec![
-                signal("c1", Survey, "Patients keep missing appointments; no-show rate is 18% and reminders are manual phone calls."),
-                signal("c2", ForumPost, "Looking for SMS appointment reminders that integrate with our EHR scheduling."),
+                signal(
+                    "c1",
+                    Survey,
+                    "Patients keep missing appointments; no-show rate is 18% and reminders are manual phone calls.",
+                ),
+                signal(
+                    "c2",
+                    ForumPost,
+                    "Looking for SMS appointment reminders that integrate with our EHR scheduling.",
+                ),
             ],
         ),
         (
@@ -295,8 +322,16 @@ pub async fn seed_tenant(app: &TestApp, tenant: &str) {
             "Quanta Retail",
             "Director of E-commerce",
             vec![
-                signal("d1", CallNote, "Cart abandonment on mobile checkout is 70%; we suspect the payment step is too slow."),
-                signal("d2", CaseStudyRead, "Read: how a fashion retailer cut checkout time in half with one-click payments."),
+                signal(
+                    "d1",
+                    CallNote,
+                    "Cart abandonment on mobile checkout is 70%; we suspect the payment step is too slow.",
+                ),
+                signal(
+                    "d2",
+                    CaseStudyRead,
+                    "Read: how a fashion retailer cut checkout time in half with one-click payments.",
+                ),
             ],
         ),
         (
@@ -304,9 +339,11 @@ pub async fn seed_tenant(app: &TestApp, tenant: &str) {
             "Eli Novak",
             "Forge Manufacturing",
             "Plant Manager",
-            vec![
-                signal("e1", CallNote, "Unplanned downtime on our CNC line costs us a shift a week; we want vibration sensors for predictive maintenance."),
-            ],
+            vec![signal(
+                "e1",
+                CallNote,
+                "Unplanned downtime on our CNC line costs us a shift a week; we want vibration sensors for predictive maintenance.",
+            )],
         ),
     ];
     for (id, name, company, role, signals) in people {
@@ -315,11 +352,36 @@ pub async fn seed_tenant(app: &TestApp, tenant: &str) {
     }
     use pb::ContentKind::*;
     let pieces = [
-        ("slotting-guide", Ebook, "Dynamic slotting: re-slot your warehouse weekly from demand data", "How demand-driven slotting and pick-path optimisation cut picker travel time by 35% in multi-level warehouses."),
-        ("access-reviews", CaseStudy, "How a regional bank automated SOX user access reviews", "Quarterly access certification went from a quarter of spreadsheet work to two days, with an audit trail the regulator accepted."),
-        ("no-show", Webinar, "Cutting patient no-shows with automated SMS reminders", "Clinics that connected two-way SMS reminders to their EHR scheduling reduced no-shows from 18% to 7%."),
-        ("checkout", BlogPost, "One-click mobile checkout: shaving seconds off the payment step", "Why mobile cart abandonment spikes at payment, and how wallet payments halve checkout time."),
-        ("company-news", Newsletter, "Acme Software quarterly newsletter: our new office and team updates", "We moved into a new office, hired twelve people and celebrated our tenth anniversary. Book a demo of our platform today!"),
+        (
+            "slotting-guide",
+            Ebook,
+            "Dynamic slotting: re-slot your warehouse weekly from demand data",
+            "How demand-driven slotting and pick-path optimisation cut picker travel time by 35% in multi-level warehouses.",
+        ),
+        (
+            "access-reviews",
+            CaseStudy,
+            "How a regional bank automated SOX user access reviews",
+            "Quarterly access certification went from a quarter of spreadsheet work to two days, with an audit trail the regulator accepted.",
+        ),
+        (
+            "no-show",
+            Webinar,
+            "Cutting patient no-shows with automated SMS reminders",
+            "Clinics that connected two-way SMS reminders to their EHR scheduling reduced no-shows from 18% to 7%.",
+        ),
+        (
+            "checkout",
+            BlogPost,
+            "One-click mobile checkout: shaving seconds off the payment step",
+            "Why mobile cart abandonment spikes at payment, and how wallet payments halve checkout time.",
+        ),
+        (
+            "company-news",
+            Newsletter,
+            "Acme Software quarterly newsletter: our new office and team updates",
+            "We moved into a new office, hired twelve people and celebrated our tenth anniversary. Book a demo of our platform today!",
+        ),
     ];
     for (id, kind, title, body) in pieces {
         register(app, tenant, content_piece(id, kind, title, body)).await;

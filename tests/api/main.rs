@@ -7,6 +7,7 @@ mod content;
 mod health;
 mod persistence;
 mod prospects;
+mod quality;
 mod scoring;
 mod store_contract;
 mod validation;

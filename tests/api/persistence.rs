@@ -8,7 +8,9 @@ use crate::helpers::*;
 async fn data_survives_a_restart() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
-    let before = score(&app, "t", "ben", by_content("access-reviews")).await.unwrap();
+    let before = score(&app, "t", "ben", by_content("access-reviews"))
+        .await
+        .unwrap();
 
     let app = app.restart().await;
     let ben = app
@@ -22,8 +24,13 @@ async fn data_survives_a_restart() {
         .into_inner();
     assert_eq!(ben.signal_count, 2);
     assert_eq!(ben.company, "Helix Bank");
-    let after = score(&app, "t", "ben", by_content("access-reviews")).await.unwrap();
+    let after = score(&app, "t", "ben", by_content("access-reviews"))
+        .await
+        .unwrap();
     assert_eq!(before.decision, after.decision);
-    assert!((before.score - after.score).abs() < 1e-4, "{before:?} vs {after:?}");
+    assert!(
+        (before.score - after.score).abs() < 1e-4,
+        "{before:?} vs {after:?}"
+    );
     assert_eq!(before.evidence, after.evidence);
 }

@@ -14,15 +14,26 @@ async fn upsert_get_and_signal_counts() {
     let stored = upsert(&app, "t1", p).await;
     assert_eq!(stored.id, "p1");
     assert_eq!(stored.signal_count, 0);
-    assert_eq!(stored.attributes.get("region").map(String::as_str), Some("EMEA"));
+    assert_eq!(
+        stored.attributes.get("region").map(String::as_str),
+        Some("EMEA")
+    );
 
     let added = add_signals(
         &app,
         "t1",
         "p1",
         vec![
-            signal("s1", CallNote, "We re-slot the warehouse by hand every quarter."),
-            signal("s2", ForumPost, "Pick paths in our mezzanine are far too long."),
+            signal(
+                "s1",
+                CallNote,
+                "We re-slot the warehouse by hand every quarter.",
+            ),
+            signal(
+                "s2",
+                ForumPost,
+                "Pick paths in our mezzanine are far too long.",
+            ),
         ],
     )
     .await;
@@ -34,8 +45,16 @@ async fn upsert_get_and_signal_counts() {
         "t1",
         "p1",
         vec![
-            signal("s2", ForumPost, "Pick paths on our mezzanine are still too long."),
-            signal("s3", Survey, "Top priority this year: labour cost per order."),
+            signal(
+                "s2",
+                ForumPost,
+                "Pick paths on our mezzanine are still too long.",
+            ),
+            signal(
+                "s3",
+                Survey,
+                "Top priority this year: labour cost per order.",
+            ),
         ],
     )
     .await;
@@ -54,7 +73,12 @@ async fn upsert_get_and_signal_counts() {
     assert_eq!(got.signal_count, 3);
 
     // Upserting the descriptive fields keeps the signals.
-    let renamed = upsert(&app, "t1", prospect("p1", "Ana Ruiz-Lopez", "Northwind", "COO")).await;
+    let renamed = upsert(
+        &app,
+        "t1",
+        prospect("p1", "Ana Ruiz-Lopez", "Northwind", "COO"),
+    )
+    .await;
     assert_eq!(renamed.signal_count, 3);
     assert_eq!(renamed.role, "COO");
 
@@ -107,7 +131,9 @@ async fn delete_prospect_erases_everything_it_owned() {
     // A new prospect with the same id starts from nothing: no signal survived.
     let reborn = upsert(&app, "t1", prospect("ana", "Ana", "Northwind", "VP")).await;
     assert_eq!(reborn.signal_count, 0);
-    let cold = score(&app, "t1", "ana", by_content("slotting-guide")).await.unwrap();
+    let cold = score(&app, "t1", "ana", by_content("slotting-guide"))
+        .await
+        .unwrap();
     assert_eq!(codes(&cold), vec![pb::ReasonCode::InsufficientProfile]);
 
     // Deleting again is not an error, and says nothing was there.
@@ -140,7 +166,12 @@ async fn tenants_never_see_each_other() {
     assert_eq!(content.code(), Code::NotFound);
 
     // Same ids in another tenant are separate records.
-    upsert(&app, "globex", prospect("ana", "Other Ana", "Globex", "CFO")).await;
+    upsert(
+        &app,
+        "globex",
+        prospect("ana", "Other Ana", "Globex", "CFO"),
+    )
+    .await;
     let mine = app
         .prospects()
         .get_prospect(pb::GetProspectRequest {
@@ -158,7 +189,10 @@ async fn tenants_never_see_each_other() {
         .scoring()
         .find_audience(pb::FindAudienceRequest {
             tenant: "globex".into(),
-            candidate: by_draft("Warehouse slotting", "Re-slot SKUs weekly from demand data."),
+            candidate: by_draft(
+                "Warehouse slotting",
+                "Re-slot SKUs weekly from demand data.",
+            ),
             limit: 10,
         })
         .await

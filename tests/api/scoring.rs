@@ -25,7 +25,9 @@ const PIECES: [&str; 5] = [
 async fn a_targeted_piece_is_allowed_with_reasons_and_evidence() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
-    let r = score(&app, "t", "ben", by_content("access-reviews")).await.unwrap();
+    let r = score(&app, "t", "ben", by_content("access-reviews"))
+        .await
+        .unwrap();
     assert_eq!(r.candidate_id, "access-reviews");
     assert_ne!(decision(&r), pb::Decision::Reject, "{r:?}");
     assert!(codes(&r).contains(&ReasonCode::MatchedInterest), "{r:?}");
@@ -33,7 +35,11 @@ async fn a_targeted_piece_is_allowed_with_reasons_and_evidence() {
     assert!(r.specificity > 0.1, "{r:?}");
     let best = &r.evidence[0];
     assert!(best.signal_id == "b1" || best.signal_id == "b2", "{r:?}");
-    assert!(r.evidence.windows(2).all(|w| w[0].similarity >= w[1].similarity - 0.2));
+    assert!(
+        r.evidence
+            .windows(2)
+            .all(|w| w[0].similarity >= w[1].similarity - 0.2)
+    );
     for reason in &r.reasons {
         assert!(!reason.message.is_empty());
     }
@@ -44,7 +50,9 @@ async fn every_prospect_scores_its_own_piece_above_the_others() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
     for (prospect, target) in TARGETS {
-        let own = score(&app, "t", prospect, by_content(target)).await.unwrap();
+        let own = score(&app, "t", prospect, by_content(target))
+            .await
+            .unwrap();
         for other in PIECES.iter().filter(|p| **p != target) {
             let r = score(&app, "t", prospect, by_content(other)).await.unwrap();
             assert!(
@@ -62,7 +70,9 @@ async fn an_all_about_us_blast_is_rejected_for_everyone() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
     for (prospect, _) in TARGETS {
-        let r = score(&app, "t", prospect, by_content("company-news")).await.unwrap();
+        let r = score(&app, "t", prospect, by_content("company-news"))
+            .await
+            .unwrap();
         assert_eq!(decision(&r), pb::Decision::Reject, "{prospect}: {r:?}");
         let c = codes(&r);
         assert!(
@@ -76,7 +86,9 @@ async fn an_all_about_us_blast_is_rejected_for_everyone() {
 async fn a_refused_topic_is_rejected_even_after_an_earlier_interest() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
-    let before = score(&app, "t", "chen", by_content("no-show")).await.unwrap();
+    let before = score(&app, "t", "chen", by_content("no-show"))
+        .await
+        .unwrap();
     assert_ne!(decision(&before), pb::Decision::Reject);
     add_signals(
         &app,
@@ -88,14 +100,18 @@ async fn a_refused_topic_is_rejected_even_after_an_earlier_interest() {
         )],
     )
     .await;
-    let after = score(&app, "t", "chen", by_content("no-show")).await.unwrap();
+    let after = score(&app, "t", "chen", by_content("no-show"))
+        .await
+        .unwrap();
     assert_eq!(decision(&after), pb::Decision::Reject, "{after:?}");
     assert_eq!(codes(&after)[0], ReasonCode::NegativeTopic);
     assert_eq!(after.evidence[0].signal_id, "stop-sms");
     assert_eq!(after.evidence[0].polarity, pb::Polarity::Negative as i32);
 
     // The refusal does not spill over onto an unrelated piece for someone else.
-    let other = score(&app, "t", "ben", by_content("access-reviews")).await.unwrap();
+    let other = score(&app, "t", "ben", by_content("access-reviews"))
+        .await
+        .unwrap();
     assert!(!codes(&other).contains(&ReasonCode::NegativeTopic));
 }
 
@@ -128,7 +144,10 @@ async fn a_personal_draft_beats_a_generic_one() {
     .await
     .unwrap();
     assert_eq!(personal.candidate_id, "draft");
-    assert!(personal.score > generic.score, "{personal:?} vs {generic:?}");
+    assert!(
+        personal.score > generic.score,
+        "{personal:?} vs {generic:?}"
+    );
     assert_ne!(decision(&personal), pb::Decision::Reject, "{personal:?}");
     assert_eq!(decision(&generic), pb::Decision::Reject, "{generic:?}");
 }
@@ -138,7 +157,9 @@ async fn a_prospect_without_evidence_gets_review_and_no_claimed_relevance() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
     upsert(&app, "t", prospect("newbie", "New", "Co", "CEO")).await;
-    let r = score(&app, "t", "newbie", by_content("checkout")).await.unwrap();
+    let r = score(&app, "t", "newbie", by_content("checkout"))
+        .await
+        .unwrap();
     assert_eq!(decision(&r), pb::Decision::Review);
     assert_eq!(codes(&r), vec![ReasonCode::InsufficientProfile]);
     assert_eq!(r.score, 0.0);
@@ -172,7 +193,11 @@ async fn rank_puts_the_relevant_piece_first_and_honours_top_k() {
             .iter()
             .position(|r| decision(r) == pb::Decision::Reject)
             .unwrap_or(ranked.len());
-        assert!(ranked[first_reject..].iter().all(|r| decision(r) == pb::Decision::Reject));
+        assert!(
+            ranked[first_reject..]
+                .iter()
+                .all(|r| decision(r) == pb::Decision::Reject)
+        );
     }
     let top = app
         .scoring()
@@ -207,14 +232,19 @@ async fn find_audience_returns_the_prospects_a_piece_is_for() {
             .members;
         assert!(!audience.is_empty() && audience.len() <= 3);
         assert_eq!(audience[0].prospect_id, prospect, "{target}: {audience:?}");
-        let scores: Vec<f32> = audience.iter().map(|m| m.result.as_ref().unwrap().score).collect();
+        let scores: Vec<f32> = audience
+            .iter()
+            .map(|m| m.result.as_ref().unwrap().score)
+            .collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     }
 }
 
 #[tokio::test]
 async fn concurrent_drafts_are_batched_and_agree_with_sequential_scores() {
-    let app = spawn_app().await;
+    // No text cache, so that every request goes through the model.
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), |s| s.embedding.text_cache_mib = 0).await;
     seed_tenant(&app, "t").await;
     let drafts: Vec<(String, String)> = (0..24)
         .map(|i| {

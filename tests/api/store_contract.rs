@@ -64,34 +64,70 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     let got = store.get_prospect(&t, &pid("p1")).await.unwrap().unwrap();
     assert_eq!(got.prospect, prospect("p1"));
     assert_eq!(got.signal_count, 0);
-    assert!(store.get_prospect(&other, &pid("p1")).await.unwrap().is_none());
+    assert!(
+        store
+            .get_prospect(&other, &pid("p1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Signals: insert, replace by id, read back by key with vectors intact.
     let w = store
-        .upsert_signals(&t, &pid("p1"), &[signal("a", Polarity::Positive, 1), signal("b", Polarity::Negative, 2)])
+        .upsert_signals(
+            &t,
+            &pid("p1"),
+            &[
+                signal("a", Polarity::Positive, 1),
+                signal("b", Polarity::Negative, 2),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!((w.added, w.replaced, w.total), (2, 0, 2));
     let mut replaced = signal("b", Polarity::Positive, 3);
     replaced.weight = Weight::parse(0.5).unwrap();
     let w = store
-        .upsert_signals(&t, &pid("p1"), &[replaced.clone(), signal("c", Polarity::Positive, 4)])
+        .upsert_signals(
+            &t,
+            &pid("p1"),
+            &[replaced.clone(), signal("c", Polarity::Positive, 4)],
+        )
         .await
         .unwrap();
     assert_eq!((w.added, w.replaced, w.total), (1, 1, 3));
-    let signals = store.prospect_signals(&t, &pid("p1")).await.unwrap().unwrap();
+    let signals = store
+        .prospect_signals(&t, &pid("p1"))
+        .await
+        .unwrap()
+        .unwrap();
     let ids: Vec<&str> = signals.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c"]);
     assert_eq!(signals[1], replaced);
     assert!(signals.iter().all(|s| s.vector.len() == DIM));
-    assert!(store.prospect_signals(&other, &pid("p1")).await.unwrap().is_none());
+    assert!(
+        store
+            .prospect_signals(&other, &pid("p1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
-        store.upsert_signals(&t, &pid("ghost"), &[signal("x", Polarity::Positive, 1)]).await,
+        store
+            .upsert_signals(&t, &pid("ghost"), &[signal("x", Polarity::Positive, 1)])
+            .await,
         Err(StoreError::MissingProspect)
     ));
 
     let (deleted, remaining) = store
-        .delete_signals(&t, &pid("p1"), &[SignalId::parse("a").unwrap(), SignalId::parse("zzz").unwrap()])
+        .delete_signals(
+            &t,
+            &pid("p1"),
+            &[
+                SignalId::parse("a").unwrap(),
+                SignalId::parse("zzz").unwrap(),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!((deleted, remaining), (1, 2));
@@ -99,20 +135,36 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     // Nearest prospects by positive signals, best first; other tenants invisible.
     store.upsert_prospect(&t, &prospect("p2")).await.unwrap();
     store
-        .upsert_signals(&t, &pid("p2"), &[signal("m", Polarity::Positive, 10), signal("n", Polarity::Negative, 20)])
+        .upsert_signals(
+            &t,
+            &pid("p2"),
+            &[
+                signal("m", Polarity::Positive, 10),
+                signal("n", Polarity::Negative, 20),
+            ],
+        )
         .await
         .unwrap();
-    store.upsert_prospect(&other, &prospect("p9")).await.unwrap();
+    store
+        .upsert_prospect(&other, &prospect("p9"))
+        .await
+        .unwrap();
     store
         .upsert_signals(&other, &pid("p9"), &[signal("m", Polarity::Positive, 10)])
         .await
         .unwrap();
-    let near = store.nearest_prospects(&t, &vector(10, 0.0), 5).await.unwrap();
+    let near = store
+        .nearest_prospects(&t, &vector(10, 0.0), 5)
+        .await
+        .unwrap();
     assert_eq!(near[0].0, pid("p2"));
     assert!(near[0].1 > 0.9);
     assert!(near.iter().all(|(id, _)| id != &pid("p9")));
     // Negative signals are not candidates: nothing of p2 is near axis 20.
-    let near = store.nearest_prospects(&t, &vector(20, 0.0), 5).await.unwrap();
+    let near = store
+        .nearest_prospects(&t, &vector(20, 0.0), 5)
+        .await
+        .unwrap();
     assert!(near.iter().all(|(_, s)| *s < 0.5), "{near:?}");
 
     // Counting and sampling.
@@ -133,20 +185,62 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         vector: vector(7, 0.3),
     };
     store.upsert_content(&t, &piece).await.unwrap();
-    assert_eq!(store.get_content(&t, &piece.id).await.unwrap().unwrap(), piece);
-    assert!(store.get_content(&other, &piece.id).await.unwrap().is_none());
+    assert_eq!(
+        store.get_content(&t, &piece.id).await.unwrap().unwrap(),
+        piece
+    );
+    assert!(
+        store
+            .get_content(&other, &piece.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.delete_content(&t, &piece.id).await.unwrap());
     assert!(!store.delete_content(&t, &piece.id).await.unwrap());
     assert!(store.get_content(&t, &piece.id).await.unwrap().is_none());
 
     // Erasure takes the signals with it and nothing of anyone else's.
-    assert_eq!(store.delete_prospect(&t, &pid("p1")).await.unwrap(), Some(2));
+    assert_eq!(
+        store.delete_prospect(&t, &pid("p1")).await.unwrap(),
+        Some(2)
+    );
     assert_eq!(store.delete_prospect(&t, &pid("p1")).await.unwrap(), None);
-    assert!(store.prospect_signals(&t, &pid("p1")).await.unwrap().is_none());
+    assert!(
+        store
+            .prospect_signals(&t, &pid("p1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.upsert_prospect(&t, &prospect("p1")).await.unwrap();
-    assert_eq!(store.get_prospect(&t, &pid("p1")).await.unwrap().unwrap().signal_count, 0);
-    assert_eq!(store.get_prospect(&t, &pid("p2")).await.unwrap().unwrap().signal_count, 2);
-    assert_eq!(store.get_prospect(&other, &pid("p9")).await.unwrap().unwrap().signal_count, 1);
+    assert_eq!(
+        store
+            .get_prospect(&t, &pid("p1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .signal_count,
+        0
+    );
+    assert_eq!(
+        store
+            .get_prospect(&t, &pid("p2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .signal_count,
+        2
+    );
+    assert_eq!(
+        store
+            .get_prospect(&other, &pid("p9"))
+            .await
+            .unwrap()
+            .unwrap()
+            .signal_count,
+        1
+    );
 
     // Clean up (matters on a shared Qdrant).
     for (tenant, id) in [(&t, "p1"), (&t, "p2"), (&other, "p9")] {
@@ -166,10 +260,16 @@ async fn sqlite_store_refuses_another_dimension_and_a_closed_store_is_unavailabl
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), DIM).unwrap();
     store.close();
-    assert!(matches!(store.health().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        store.health().await,
+        Err(StoreError::Unavailable(_))
+    ));
     assert!(matches!(
         SqliteStore::open(dir.path(), 128),
-        Err(StoreError::DimensionMismatch { expected: 128, found: 384 })
+        Err(StoreError::DimensionMismatch {
+            expected: 128,
+            found: 384
+        })
     ));
 }
 
@@ -183,7 +283,10 @@ fn qdrant_url() -> Option<String> {
     let host_ok = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
         .iter()
         .any(|p| url.starts_with(p));
-    assert!(host_ok, "QDRANT_URL must point at this machine (127.0.0.1), not {url}");
+    assert!(
+        host_ok,
+        "QDRANT_URL must point at this machine (127.0.0.1), not {url}"
+    );
     Some(url)
 }
 
@@ -206,6 +309,9 @@ async fn qdrant_store_meets_the_contract() {
     // A second connection to the same collection with another vector size is refused.
     assert!(matches!(
         QdrantStore::connect(&url, &settings, 128).await,
-        Err(StoreError::DimensionMismatch { expected: 128, found: 384 })
+        Err(StoreError::DimensionMismatch {
+            expected: 128,
+            found: 384
+        })
     ));
 }

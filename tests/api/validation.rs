@@ -10,7 +10,9 @@ use crate::helpers::*;
 /// Asserts INVALID_ARGUMENT whose BadRequest details name `field`.
 fn assert_names(status: &tonic::Status, field: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let details = status.get_details_bad_request().expect("BadRequest details");
+    let details = status
+        .get_details_bad_request()
+        .expect("BadRequest details");
     let fields: Vec<&str> = details
         .field_violations
         .iter()
@@ -47,34 +49,96 @@ async fn signal_count(app: &TestApp) -> u32 {
 async fn bad_signals_name_their_field_and_store_nothing() {
     let app = spawn_app().await;
     upsert(&app, "t", prospect("p", "P", "Co", "CTO")).await;
-    add_signals(&app, "t", "p", vec![signal("keep", CallNote, "An existing interest.")]).await;
+    add_signals(
+        &app,
+        "t",
+        "p",
+        vec![signal("keep", CallNote, "An existing interest.")],
+    )
+    .await;
 
     let ok = || signal("s", CallNote, "A fine signal.");
     let cases: Vec<(Vec<pb::Signal>, &str)> = vec![
         (vec![], "signals"),
-        (vec![pb::Signal { id: String::new(), ..ok() }], "signals[0].id"),
-        (vec![ok(), pb::Signal { text: String::new(), ..ok() }], "signals[1].id"),
-        (vec![pb::Signal { text: "   ".into(), ..ok() }], "signals[0].text"),
-        (vec![pb::Signal { text: "x".repeat(16_385), ..ok() }], "signals[0].text"),
-        (vec![pb::Signal { weight: f32::NAN, ..ok() }], "signals[0].weight"),
-        (vec![pb::Signal { weight: -1.0, ..ok() }], "signals[0].weight"),
+        (
+            vec![pb::Signal {
+                id: String::new(),
+                ..ok()
+            }],
+            "signals[0].id",
+        ),
+        (
+            vec![
+                ok(),
+                pb::Signal {
+                    text: String::new(),
+                    ..ok()
+                },
+            ],
+            "signals[1].id",
+        ),
+        (
+            vec![pb::Signal {
+                text: "   ".into(),
+                ..ok()
+            }],
+            "signals[0].text",
+        ),
+        (
+            vec![pb::Signal {
+                text: "x".repeat(16_385),
+                ..ok()
+            }],
+            "signals[0].text",
+        ),
+        (
+            vec![pb::Signal {
+                weight: f32::NAN,
+                ..ok()
+            }],
+            "signals[0].weight",
+        ),
+        (
+            vec![pb::Signal {
+                weight: -1.0,
+                ..ok()
+            }],
+            "signals[0].weight",
+        ),
         (vec![pb::Signal { source: 99, ..ok() }], "signals[0].source"),
-        (vec![pb::Signal { polarity: 7, ..ok() }], "signals[0].polarity"),
         (
             vec![pb::Signal {
-                observed_at: Some(prost_types::Timestamp { seconds: 0, nanos: -5 }),
+                polarity: 7,
+                ..ok()
+            }],
+            "signals[0].polarity",
+        ),
+        (
+            vec![pb::Signal {
+                observed_at: Some(prost_types::Timestamp {
+                    seconds: 0,
+                    nanos: -5,
+                }),
                 ..ok()
             }],
             "signals[0].observed_at",
         ),
         (
             vec![pb::Signal {
-                observed_at: Some(prost_types::Timestamp { seconds: 4_000_000_000, nanos: 0 }),
+                observed_at: Some(prost_types::Timestamp {
+                    seconds: 4_000_000_000,
+                    nanos: 0,
+                }),
                 ..ok()
             }],
             "signals[0].observed_at",
         ),
-        ((0..257).map(|i| signal(&format!("s{i}"), CallNote, "t")).collect(), "signals"),
+        (
+            (0..257)
+                .map(|i| signal(&format!("s{i}"), CallNote, "t"))
+                .collect(),
+            "signals",
+        ),
     ];
     for (signals, field) in cases {
         // A valid signal rides along in most cases: it must not be stored either.
@@ -151,11 +215,41 @@ async fn bad_content_and_candidates_name_their_field() {
     upsert(&app, "t", prospect("p", "P", "Co", "CTO")).await;
     let good = content_piece("c", pb::ContentKind::BlogPost, "Title", "Body text.");
     let cases = [
-        (pb::Content { kind: 42, ..good.clone() }, "content.kind"),
-        (pb::Content { body: String::new(), ..good.clone() }, "content.body"),
-        (pb::Content { id: String::new(), ..good.clone() }, "content.id"),
-        (pb::Content { title: "t".repeat(2000), ..good.clone() }, "content.title"),
-        (pb::Content { tags: vec![String::new()], ..good.clone() }, "content.tags[0]"),
+        (
+            pb::Content {
+                kind: 42,
+                ..good.clone()
+            },
+            "content.kind",
+        ),
+        (
+            pb::Content {
+                body: String::new(),
+                ..good.clone()
+            },
+            "content.body",
+        ),
+        (
+            pb::Content {
+                id: String::new(),
+                ..good.clone()
+            },
+            "content.id",
+        ),
+        (
+            pb::Content {
+                title: "t".repeat(2000),
+                ..good.clone()
+            },
+            "content.title",
+        ),
+        (
+            pb::Content {
+                tags: vec![String::new()],
+                ..good.clone()
+            },
+            "content.tags[0]",
+        ),
     ];
     for (content, field) in cases {
         let err = app
@@ -180,7 +274,9 @@ async fn bad_content_and_candidates_name_their_field() {
 
     let err = score(&app, "t", "p", None).await.unwrap_err();
     assert_names(&err, "candidate");
-    let err = score(&app, "t", "p", Some(pb::Candidate { item: None })).await.unwrap_err();
+    let err = score(&app, "t", "p", Some(pb::Candidate { item: None }))
+        .await
+        .unwrap_err();
     assert_names(&err, "candidate.item");
     let err = score(&app, "t", "p", by_draft("t", "")).await.unwrap_err();
     assert_names(&err, "candidate.draft.body");
@@ -254,12 +350,27 @@ async fn overload_is_refused_at_once_with_resource_exhausted() {
     })
     .await;
     upsert(&app, "t", prospect("p", "P", "Co", "CTO")).await;
-    add_signals(&app, "t", "p", vec![signal("s", CallNote, "Predictive maintenance for CNC lines.")]).await;
+    add_signals(
+        &app,
+        "t",
+        "p",
+        vec![signal(
+            "s",
+            CallNote,
+            "Predictive maintenance for CNC lines.",
+        )],
+    )
+    .await;
     let results = futures::future::join_all((0..32).map(|i| {
         let app = &app;
         async move {
-            score(app, "t", "p", by_draft("Draft", &format!("Sensor idea number {i} for spindles.")))
-                .await
+            score(
+                app,
+                "t",
+                "p",
+                by_draft("Draft", &format!("Sensor idea number {i} for spindles.")),
+            )
+            .await
         }
     }))
     .await;

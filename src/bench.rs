@@ -1,0 +1,581 @@
+//! `pertinent bench`: a gRPC load generator and the report in docs/benchmarks.md.
+//!
+//! It starts `pertinent serve` as a child process on a fresh data directory (or drives
+//! `--target`), seeds a tenant through the public API, then runs closed-loop load with a fixed
+//! number of concurrent requests for a fixed time per workload, and reports requests per
+//! second, p50 and p99 from an HDR histogram. The raw model's own throughput on the same texts
+//! and thread settings is measured in this process for comparison, and the server's peak RSS is
+//! read from /proc. Every loop is bounded in count and time and talks to 127.0.0.1 only.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hdrhistogram::Histogram;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::config::ServeSettings;
+use crate::embedding::Embedder;
+use crate::embedding::fastembed::FastembedEmbedder;
+use crate::grpc::pb;
+use crate::grpc::pb::content_service_client::ContentServiceClient;
+use crate::grpc::pb::prospect_service_client::ProspectServiceClient;
+use crate::grpc::pb::scoring_service_client::ScoringServiceClient;
+
+/// Options of `pertinent bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchSettings {
+    /// Drive a service already running at this address instead of starting one (then peak RSS
+    /// is not reported). Must be on this machine.
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// Prospects to seed.
+    #[arg(long, default_value_t = 12_500)]
+    pub prospects: usize,
+
+    /// Signals per prospect (12,500 x 8 = 100,000 signals).
+    #[arg(long, default_value_t = 8)]
+    pub signals_per_prospect: usize,
+
+    /// Registered content pieces.
+    #[arg(long, default_value_t = 50)]
+    pub contents: usize,
+
+    /// Concurrent requests for Score on registered content.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+
+    /// Concurrent requests for Score on drafts.
+    #[arg(long, default_value_t = 16)]
+    pub draft_concurrency: usize,
+
+    /// Seconds of load per workload.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+
+    /// HTTP/2 connections the load is spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+
+    /// Model worker threads and intra-op threads of the server (and of the raw-model baseline).
+    #[arg(long, default_value_t = 1)]
+    pub embed_workers: usize,
+
+    /// ONNX intra-op threads per worker.
+    #[arg(long, default_value_t = 1)]
+    pub embed_threads: usize,
+}
+
+const TENANT: &str = "bench";
+
+/// Vocabulary for synthetic but varied B2B evidence: every signal text is one of
+/// `TOPICS x ANGLES` sentences, so seeding embeds a few hundred distinct texts (the rest hit
+/// the embedding cache) while the stored vectors are real model output.
+const TOPICS: [&str; 24] = [
+    "warehouse slotting and pick paths",
+    "SOX user access reviews",
+    "patient appointment no-shows",
+    "mobile checkout abandonment",
+    "predictive maintenance on CNC lines",
+    "cloud cost allocation by team",
+    "sales forecast accuracy",
+    "customer churn in the first 90 days",
+    "invoice processing backlog",
+    "field technician scheduling",
+    "supplier risk monitoring",
+    "employee onboarding paperwork",
+    "data pipeline failures at night",
+    "fraud in card-not-present payments",
+    "carbon reporting for scope 3",
+    "contract renewal tracking",
+    "call-centre wait times",
+    "inventory shrinkage in stores",
+    "clinical trial recruitment",
+    "fleet fuel costs",
+    "phishing simulations for staff",
+    "ERP migration planning",
+    "pricing experiments in SaaS",
+    "student retention at universities",
+];
+
+const ANGLES: [&str; 16] = [
+    "We are struggling with {} and need a better approach this quarter.",
+    "Our board asked me to fix {} before the next review.",
+    "Has anyone automated {}? Manual work is eating our week.",
+    "Read your case study about {} with interest.",
+    "Survey answer: top priority is {}.",
+    "Call notes: budget approved for a project on {}.",
+    "Visited the solutions page on {}.",
+    "Replied: send me more on {}, especially benchmarks.",
+    "Forum post: what tools do you use for {}?",
+    "Downloaded the guide on {}.",
+    "Our team spends too many hours on {} every month.",
+    "We tried a vendor for {} last year and it failed.",
+    "Asked for a comparison of approaches to {}.",
+    "Mentioned {} as the main pain point in discovery.",
+    "Wants a pilot on {} in one region first.",
+    "Interested in how peers measure success in {}.",
+];
+
+const SOURCES: [pb::SignalSource; 7] = [
+    pb::SignalSource::CallNote,
+    pb::SignalSource::WebVisit,
+    pb::SignalSource::ForumPost,
+    pb::SignalSource::EmailReply,
+    pb::SignalSource::CaseStudyRead,
+    pb::SignalSource::Survey,
+    pb::SignalSource::Other,
+];
+
+fn signal_text(prospect: usize, k: usize) -> String {
+    // Each prospect gets two or three main topics, so profiles differ.
+    let topic = TOPICS[(prospect * 7 + (k % 3) * 5) % TOPICS.len()];
+    let angle = ANGLES[(prospect + k * 3) % ANGLES.len()];
+    angle.replace("{}", topic)
+}
+
+fn content_text(i: usize) -> (String, String) {
+    let topic = TOPICS[i % TOPICS.len()];
+    (
+        format!(
+            "A practical guide to {topic} (part {})",
+            i / TOPICS.len() + 1
+        ),
+        format!(
+            "How three mid-size companies approached {topic}: what they measured, what they \
+             changed first and the results after six months."
+        ),
+    )
+}
+
+fn draft_text(i: u64) -> (String, String) {
+    let topic = TOPICS[(i as usize * 11) % TOPICS.len()];
+    (
+        format!("Idea #{i} on {topic}"),
+        format!(
+            "Hi, you mentioned {topic} on our call. Draft {i}: teams like yours cut the manual \
+             work in half within a quarter by starting with one measurable process. Worth a look?"
+        ),
+    )
+}
+
+struct Server {
+    child: Option<Child>,
+    addr: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Server {
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+async fn start_server(settings: &BenchSettings) -> anyhow::Result<Server> {
+    if let Some(target) = &settings.target {
+        anyhow::ensure!(
+            target.starts_with("127.0.0.1:") || target.starts_with("localhost:"),
+            "--target must be on this machine (127.0.0.1)"
+        );
+        return Ok(Server {
+            child: None,
+            addr: target.clone(),
+            _data: None,
+        });
+    }
+    let data = tempfile::tempdir()?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let exe: PathBuf = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(data.path())
+        .args([
+            "--embed-workers",
+            &settings.embed_workers.to_string(),
+            "--embed-threads",
+            &settings.embed_threads.to_string(),
+            "--log-filter",
+            "warn",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting pertinent serve")?;
+    let server = Server {
+        child: Some(child),
+        addr,
+        _data: Some(data),
+    };
+    // Wait (bounded) for the port to accept connections.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(&server.addr).await.is_ok() {
+            return Ok(server);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the server did not start within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn channels(addr: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        out.push(
+            Channel::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await
+                .context("connecting to the service")?,
+        );
+    }
+    Ok(out)
+}
+
+async fn seed(channels: &[Channel], s: &BenchSettings) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..8usize {
+        let channel = channels[worker % channels.len()].clone();
+        let next = next.clone();
+        let (prospects, per) = (s.prospects, s.signals_per_prospect);
+        tasks.push(tokio::spawn(async move {
+            let mut client = ProspectServiceClient::new(channel);
+            loop {
+                let p = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if p >= prospects {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let id = format!("p{p}");
+                client
+                    .upsert_prospect(pb::UpsertProspectRequest {
+                        tenant: TENANT.into(),
+                        prospect: Some(pb::Prospect {
+                            id: id.clone(),
+                            name: format!("Prospect {p}"),
+                            company: format!("Company {}", p / 3),
+                            role: "Director".into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .await?;
+                let signals = (0..per)
+                    .map(|k| pb::Signal {
+                        id: format!("s{k}"),
+                        source: SOURCES[k % SOURCES.len()] as i32,
+                        polarity: pb::Polarity::Positive as i32,
+                        observed_at: None,
+                        text: signal_text(p, k),
+                        weight: 0.0,
+                    })
+                    .collect();
+                client
+                    .add_signals(pb::AddSignalsRequest {
+                        tenant: TENANT.into(),
+                        prospect_id: id,
+                        signals,
+                    })
+                    .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let mut content = ContentServiceClient::new(channels[0].clone());
+    for i in 0..s.contents {
+        let (title, body) = content_text(i);
+        content
+            .register_content(pb::RegisterContentRequest {
+                tenant: TENANT.into(),
+                content: Some(pb::Content {
+                    id: format!("c{i}"),
+                    kind: pb::ContentKind::BlogPost as i32,
+                    title,
+                    body,
+                    tags: vec![],
+                }),
+            })
+            .await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// The result of one workload.
+struct Measured {
+    name: &'static str,
+    concurrency: usize,
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    histogram: Histogram<u64>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn ms(&self, q: f64) -> f64 {
+        self.histogram.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// Closed-loop load: `concurrency` tasks each send one request at a time until `duration`
+/// has passed. `call(i)` makes request number i.
+async fn load<F, Fut>(
+    name: &'static str,
+    concurrency: usize,
+    duration: Duration,
+    call: F,
+) -> anyhow::Result<Measured>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let call = Arc::new(call);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (call, stop, counter, errors, histogram) = (
+            call.clone(),
+            stop.clone(),
+            counter.clone(),
+            errors.clone(),
+            histogram.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            while !stop.load(Ordering::Relaxed) {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                match call(i).await {
+                    Ok(()) => {
+                        let _ = local.record(t.elapsed().as_micros().max(1) as u64);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let _ = histogram.lock().await.add(&local);
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = started.elapsed();
+    let histogram = Arc::try_unwrap(histogram)
+        .map_err(|_| anyhow::anyhow!("histogram still shared"))?
+        .into_inner();
+    Ok(Measured {
+        name,
+        concurrency,
+        requests: histogram.len(),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        histogram,
+    })
+}
+
+/// The raw model: the same texts through one fastembed session per worker, in batches as
+/// large as the server's, as fast as it goes. Texts per second.
+fn raw_model_rate(s: &BenchSettings, texts: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut serve = ServeSettings::for_local(dir.path());
+    serve.embedding.workers = s.embed_workers;
+    serve.embedding.intra_threads = s.embed_threads;
+    let serve = serve.validate()?;
+    let embedder = FastembedEmbedder::load(&serve.embedding)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let all: Vec<String> = (0..texts as u64)
+        .map(|i| {
+            let (t, b) = draft_text(1_000_000 + i);
+            crate::domain::embedding_text(&t, &b)
+        })
+        .collect();
+    let started = Instant::now();
+    rt.block_on(async {
+        let chunks = all.chunks(16).map(|c| embedder.embed(c.to_vec()));
+        futures::future::try_join_all(chunks).await
+    })?;
+    Ok(texts as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Runs the benchmark and prints the report.
+pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
+    let server = start_server(&s).await?;
+    let chans = channels(&server.addr, s.connections).await?;
+    eprintln!(
+        "bench: seeding {} prospects x {} signals and {} pieces...",
+        s.prospects, s.signals_per_prospect, s.contents
+    );
+    let seeded = seed(&chans, &s).await?;
+    let rss_after_seed = server.peak_rss_mib();
+    let duration = Duration::from_secs(s.seconds);
+    let chans = Arc::new(chans);
+
+    // Warm the caches the way a running service has them warm.
+    let _ = {
+        let chans = chans.clone();
+        let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
+        load("warm-up", s.concurrency, Duration::from_secs(2), move |i| {
+            let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
+            async move {
+                c.score(pb::ScoreRequest {
+                    tenant: TENANT.into(),
+                    prospect_id: format!("p{}", (i * 7919) % prospects),
+                    candidate: Some(pb::Candidate {
+                        item: Some(pb::candidate::Item::ContentId(format!("c{}", i % contents))),
+                    }),
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
+
+    eprintln!("bench: Score on registered content...");
+    let content = {
+        let chans = chans.clone();
+        let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
+        load(
+            "Score, registered content",
+            s.concurrency,
+            duration,
+            move |i| {
+                let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
+                async move {
+                    c.score(pb::ScoreRequest {
+                        tenant: TENANT.into(),
+                        prospect_id: format!("p{}", (i * 7919) % prospects),
+                        candidate: Some(pb::Candidate {
+                            item: Some(pb::candidate::Item::ContentId(format!(
+                                "c{}",
+                                i % contents
+                            ))),
+                        }),
+                    })
+                    .await
+                    .map(|_| ())
+                }
+            },
+        )
+        .await?
+    };
+
+    eprintln!("bench: Score on drafts (every draft a new text)...");
+    let drafts = {
+        let chans = chans.clone();
+        let prospects = s.prospects as u64;
+        load("Score, drafts", s.draft_concurrency, duration, move |i| {
+            let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
+            let (title, body) = draft_text(i);
+            async move {
+                c.score(pb::ScoreRequest {
+                    tenant: TENANT.into(),
+                    prospect_id: format!("p{}", (i * 7919) % prospects),
+                    candidate: Some(pb::Candidate {
+                        item: Some(pb::candidate::Item::Draft(pb::Draft {
+                            title,
+                            body,
+                            id: String::new(),
+                        })),
+                    }),
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
+    let peak_rss = server.peak_rss_mib();
+
+    eprintln!("bench: the raw model on the same texts...");
+    let sample = (drafts.requests as usize).clamp(64, 512);
+    let raw = tokio::task::spawn_blocking({
+        let s = s.clone();
+        move || raw_model_rate(&s, sample)
+    })
+    .await??;
+
+    println!("## pertinent bench\n");
+    println!(
+        "Seeded {} prospects x {} signals = {} signals and {} pieces in {:.1} s through the API.\n",
+        s.prospects,
+        s.signals_per_prospect,
+        s.prospects * s.signals_per_prospect,
+        s.contents,
+        seeded.as_secs_f64()
+    );
+    println!("| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for m in [&content, &drafts] {
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+            m.name,
+            m.concurrency,
+            m.requests,
+            m.errors,
+            m.rate(),
+            m.ms(0.5),
+            m.ms(0.99)
+        );
+    }
+    println!(
+        "\nRaw model, same texts, {} worker(s) x {} thread(s): {:.1} texts/s; drafts through the \
+         service reach {:.2}x of it.",
+        s.embed_workers,
+        s.embed_threads,
+        raw,
+        drafts.rate() / raw
+    );
+    match (rss_after_seed, peak_rss) {
+        (Some(a), Some(b)) => {
+            println!("\nServer peak RSS: {a:.0} MiB after seeding, {b:.0} MiB at the end (VmHWM).")
+        }
+        _ => println!("\nServer peak RSS: not measured (--target)."),
+    }
+    Ok(())
+}
