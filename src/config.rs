@@ -78,19 +78,17 @@ pub struct StoreSettings {
     #[arg(long, env = "PERTINENT_QDRANT_TIMEOUT_MS", default_value_t = 5_000)]
     pub qdrant_timeout_ms: u64,
 
-    /// How long a cached prospect profile or content piece may be served before it is read
-    /// again, in milliseconds: the staleness bound between replicas sharing one Qdrant. Writes
-    /// through this replica invalidate at once.
+    /// With --qdrant-url: how long a cached prospect profile or content piece may be served
+    /// before it is read again, in milliseconds, which bounds how stale a replica can be when
+    /// another replica writes. Writes through this replica invalidate at once; with the embedded
+    /// store (one writer) caches never expire.
     #[arg(long, env = "PERTINENT_CACHE_TTL_MS", default_value_t = 2_000)]
     pub cache_ttl_ms: u64,
 
-    /// How many prospect profiles to keep in memory.
-    #[arg(
-        long,
-        env = "PERTINENT_PROFILE_CACHE_CAPACITY",
-        default_value_t = 20_000
-    )]
-    pub profile_cache_capacity: u64,
+    /// Memory for prospect profiles (signal vectors at 8 bits per dimension, about 0.5 KiB per
+    /// signal), in MiB. Profiles not in memory are read from the store when scored.
+    #[arg(long, env = "PERTINENT_PROFILE_CACHE_MIB", default_value_t = 96)]
+    pub profile_cache_mib: u64,
 }
 
 impl StoreSettings {

@@ -5,8 +5,15 @@ use pertinent::config::{Cli, Command};
 use pertinent::startup::{App, shutdown_signal};
 use pertinent::telemetry;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    pertinent::startup::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(settings) => {

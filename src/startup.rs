@@ -96,8 +96,9 @@ impl App {
         let limits = EngineLimits {
             max_in_flight: settings.limits.max_in_flight,
             max_scans: settings.limits.max_scans,
-            cache_ttl: settings.store.cache_ttl(),
-            profile_cache_capacity: settings.store.profile_cache_capacity,
+            // Only a shared remote store has writers this process does not see.
+            cache_ttl: matches!(handle, StoreHandle::Qdrant(_)).then(|| settings.store.cache_ttl()),
+            profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
             text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
         };
         let engine = Arc::new(Engine::new(embedder, store, scoring, limits));
@@ -212,6 +213,20 @@ async fn watch_readiness(engine: Arc<Engine>, reporter: HealthReporter) {
             tracing::info!(ready = ok, "readiness changed");
         }
         tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// Tunes glibc's allocator for a long-running service next to ONNX Runtime: large blocks
+/// (model batches) are mmapped and returned to the system when freed, freed heap is trimmed
+/// early, and the number of malloc arenas stays small. Without this, the resident size keeps
+/// every transient peak. Call once, before any thread starts.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }
 

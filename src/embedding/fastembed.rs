@@ -53,7 +53,6 @@ impl FastembedEmbedder {
     /// from start-up, not from an async worker. Every failure is a clear error, never a panic.
     pub fn load(settings: &EmbeddingSettings) -> Result<Self, EmbedError> {
         let environment = runtime_environment(&settings.ort_dylib_path)?;
-        let files = read_model_files(&settings.model_dir)?;
         let pooling = match settings.pooling {
             PoolingSetting::Mean => Pooling::Mean,
             PoolingSetting::Cls => Pooling::Cls,
@@ -62,7 +61,10 @@ impl FastembedEmbedder {
         let alive = Arc::new(AtomicUsize::new(0));
         let mut dimension = 0;
         for index in 0..settings.workers {
-            let mut model = build_model(&files, pooling.clone(), &environment, settings)?;
+            // Read per worker and moved into the session builder: no second copy of the weights
+            // is held while ONNX Runtime builds its own.
+            let files = read_model_files(&settings.model_dir)?;
+            let mut model = build_model(files, pooling.clone(), &environment, settings)?;
             let probe = model
                 .embed(["dimension probe"], None)
                 .map_err(|e| EmbedError::Load(format!("running the model once: {e}")))?;
@@ -199,17 +201,21 @@ fn read_model_files(dir: &Path) -> Result<ModelFiles, EmbedError> {
 }
 
 fn build_model(
-    files: &ModelFiles,
+    files: ModelFiles,
     pooling: Pooling,
     environment: &Environment,
     settings: &EmbeddingSettings,
 ) -> Result<TextEmbedding, EmbedError> {
-    let model = UserDefinedEmbeddingModel::new(files.onnx.clone(), files.tokenizer.clone())
-        .with_pooling(pooling);
+    let model = UserDefinedEmbeddingModel::new(files.onnx, files.tokenizer).with_pooling(pooling);
     let options = InitOptionsUserDefined::new()
         .with_environment(environment.clone())
         .with_max_length(settings.max_tokens)
-        .with_intra_threads(settings.intra_threads);
+        .with_intra_threads(settings.intra_threads)
+        // No CPU arena: an arena keeps the peak of the largest batch ever seen for the life of
+        // the process; without it, batch memory is freed after each run.
+        .with_execution_providers(vec![
+            ort::ep::CPU::default().with_arena_allocator(false).build(),
+        ]);
     TextEmbedding::try_new_from_user_defined(model, options)
         .map_err(|e| EmbedError::Load(format!("building the ONNX session: {e}")))
 }

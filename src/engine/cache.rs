@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use moka::future::Cache;
 
@@ -67,6 +68,18 @@ pub(super) struct Caches {
 
 impl Caches {
     pub(super) fn new(limits: &EngineLimits) -> Self {
+        // With a TTL every cache expires entries; without one they live until invalidated.
+        fn built<K, V>(capacity: u64, ttl: Option<Duration>) -> Cache<K, V>
+        where
+            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            let builder = Cache::builder().max_capacity(capacity);
+            match ttl {
+                Some(ttl) => builder.time_to_live(ttl).build(),
+                None => builder.build(),
+            }
+        }
         let ttl = limits.cache_ttl;
         Self {
             texts: Cache::builder()
@@ -77,22 +90,20 @@ impl Caches {
                         .unwrap_or(u32::MAX)
                 })
                 .build(),
-            profiles: Cache::builder()
-                .max_capacity(limits.profile_cache_capacity)
-                .time_to_live(ttl)
-                .build(),
-            contents: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-            samples: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build(),
-            piece_baselines: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
+            profiles: {
+                let builder = Cache::builder()
+                    .max_capacity(limits.profile_cache_bytes)
+                    .weigher(|_: &(Tenant, ProspectId), p: &Arc<Profile>| {
+                        p.approx_bytes().try_into().unwrap_or(u32::MAX)
+                    });
+                match ttl {
+                    Some(ttl) => builder.time_to_live(ttl).build(),
+                    None => builder.build(),
+                }
+            },
+            contents: built(100_000, ttl),
+            samples: built(10_000, ttl),
+            piece_baselines: built(100_000, ttl),
             generation: AtomicU64::new(0),
         }
     }

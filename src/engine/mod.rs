@@ -45,10 +45,11 @@ pub struct EngineLimits {
     pub max_in_flight: usize,
     /// Tenant-wide scans (FindAudience) at once.
     pub max_scans: usize,
-    /// How long cached profiles, content and baselines may be served.
-    pub cache_ttl: Duration,
-    /// How many profiles to cache.
-    pub profile_cache_capacity: u64,
+    /// How long cached profiles, content and baselines may be served; `None` when this process
+    /// is the only writer (the embedded store), so invalidation on write is exact.
+    pub cache_ttl: Option<Duration>,
+    /// Bytes of prospect profiles to cache.
+    pub profile_cache_bytes: u64,
     /// Bytes of text embeddings to cache (texts plus vectors).
     pub text_cache_bytes: u64,
 }

@@ -13,7 +13,9 @@
 mod explain;
 mod relevance;
 
-pub use relevance::{Match, Profile, ProfileSignal, Relevance, relevance, relevance_value};
+pub use relevance::{
+    Match, Profile, ProfileSignal, Relevance, SignalInfo, relevance, relevance_value,
+};
 
 use serde::{Deserialize, Serialize};
 

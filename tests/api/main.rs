@@ -5,6 +5,7 @@ mod helpers;
 
 mod content;
 mod health;
+mod packaging;
 mod persistence;
 mod prospects;
 mod quality;

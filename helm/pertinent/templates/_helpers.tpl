@@ -1,0 +1,56 @@
+{{/* Chart name. */}}
+{{- define "pertinent.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, unless overridden. */}}
+{{- define "pertinent.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart label value. */}}
+{{- define "pertinent.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Common labels. */}}
+{{- define "pertinent.labels" -}}
+helm.sh/chart: {{ include "pertinent.chart" . }}
+{{ include "pertinent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels. */}}
+{{- define "pertinent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pertinent.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The service account name. */}}
+{{- define "pertinent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pertinent.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the remote store (Qdrant) is configured: only then can replicas scale out. */}}
+{{- define "pertinent.remote" -}}
+{{- if .Values.qdrant.url }}true{{ end }}
+{{- end }}
+
+{{/* Replicas: the embedded SQLite store is one file on one volume, so one replica. */}}
+{{- define "pertinent.replicas" -}}
+{{- if include "pertinent.remote" . }}{{ .Values.replicaCount }}{{ else }}1{{ end }}
+{{- end }}
