@@ -530,6 +530,52 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         })
         .await?
     };
+    eprintln!("bench: one draft at a time...");
+    let single_draft = {
+        let chans = chans.clone();
+        let prospects = s.prospects as u64;
+        load("Score, drafts, one at a time", 1, duration / 2, move |i| {
+            let mut c = ScoringServiceClient::new(chans[0].clone());
+            let (title, body) = draft_text(500_000 + i);
+            async move {
+                c.score(pb::ScoreRequest {
+                    tenant: TENANT.into(),
+                    prospect_id: format!("p{}", (i * 7919) % prospects),
+                    candidate: Some(pb::Candidate {
+                        item: Some(pb::candidate::Item::Draft(pb::Draft {
+                            title,
+                            body,
+                            id: String::new(),
+                        })),
+                    }),
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
+
+    eprintln!("bench: FindAudience on registered content...");
+    let audience = {
+        let chans = chans.clone();
+        let contents = s.contents.max(1) as u64;
+        load("FindAudience, limit 10", 1, duration / 2, move |i| {
+            let mut c = ScoringServiceClient::new(chans[0].clone());
+            async move {
+                c.find_audience(pb::FindAudienceRequest {
+                    tenant: TENANT.into(),
+                    candidate: Some(pb::Candidate {
+                        item: Some(pb::candidate::Item::ContentId(format!("c{}", i % contents))),
+                    }),
+                    limit: 10,
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
     let peak_rss = server.peak_rss_mib();
 
     eprintln!("bench: the raw model on the same texts...");
@@ -551,7 +597,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     );
     println!("| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|---|");
-    for m in [&content, &drafts] {
+    for m in [&content, &drafts, &single_draft, &audience] {
         println!(
             "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
             m.name,

@@ -335,6 +335,79 @@ impl fmt::Debug for ContentRecord {
     }
 }
 
+/// How a prospect reacted to a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EngagementKind {
+    Opened,
+    Clicked,
+    RepliedPositive,
+    RepliedNegative,
+    Unsubscribed,
+    Complained,
+}
+
+impl EngagementKind {
+    /// Every kind, for iteration.
+    pub const ALL: [EngagementKind; 6] = [
+        Self::Opened,
+        Self::Clicked,
+        Self::RepliedPositive,
+        Self::RepliedNegative,
+        Self::Unsubscribed,
+        Self::Complained,
+    ];
+
+    /// A stable name for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Clicked => "clicked",
+            Self::RepliedPositive => "replied_positive",
+            Self::RepliedNegative => "replied_negative",
+            Self::Unsubscribed => "unsubscribed",
+            Self::Complained => "complained",
+        }
+    }
+
+    /// The inverse of `as_str`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// A message the gate let through and the pipeline sent, as stored.
+#[derive(Clone, PartialEq)]
+pub struct SendRecord {
+    pub send_id: SendId,
+    pub decision_id: String,
+    /// The content id, or the draft's id.
+    pub candidate_id: String,
+    pub channel: String,
+    pub sent_at: Millis,
+    /// What was sent (title and body), kept so a negative reply can become a signal.
+    pub text: String,
+    pub vector: Vec<f32>,
+}
+
+impl fmt::Debug for SendRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendRecord")
+            .field("send_id", &self.send_id)
+            .field("candidate_id", &self.candidate_id)
+            .field("channel", &self.channel)
+            .field("sent_at", &self.sent_at)
+            .finish()
+    }
+}
+
+/// A reaction to a send, as stored. One per (send, kind): recording it again replaces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngagementRecord {
+    pub send_id: SendId,
+    pub kind: EngagementKind,
+    pub at: Millis,
+}
+
 /// The text that represents a piece for embedding: title and body together.
 pub fn embedding_text(title: &str, body: &str) -> String {
     if title.trim().is_empty() {
@@ -392,6 +465,9 @@ mod tests {
         }
         for k in ContentKind::ALL {
             assert_eq!(ContentKind::from_name(k.as_str()), Some(k));
+        }
+        for k in EngagementKind::ALL {
+            assert_eq!(EngagementKind::from_name(k.as_str()), Some(k));
         }
     }
 }

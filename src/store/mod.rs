@@ -10,7 +10,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ContentId, ContentRecord, ProspectId, ProspectRecord, SignalId, SignalRecord, Tenant,
+    ContentId, ContentRecord, EngagementRecord, Millis, ProspectId, ProspectRecord, SendId,
+    SendRecord, SignalId, SignalRecord, Tenant,
 };
 
 /// Why the store could not do what was asked.
@@ -138,6 +139,63 @@ pub trait VectorStore: Send + Sync {
         vector: &[f32],
         limit: usize,
     ) -> Result<Vec<(ProspectId, f32)>, StoreError>;
+
+    /// Records a send of the prospect's. `MissingProspect` when the prospect does not exist.
+    async fn record_send(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The prospect's sends at or after `since`, newest first, at most `limit`.
+    async fn sends(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<SendRecord>, StoreError>;
+
+    /// Records a reaction, replacing one of the same kind to the same send.
+    /// `MissingProspect` when the prospect does not exist.
+    async fn record_engagement(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        engagement: &EngagementRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The prospect's engagements, newest first, at most `limit`.
+    async fn engagements(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        limit: usize,
+    ) -> Result<Vec<EngagementRecord>, StoreError>;
+
+    /// Stores the gate's decision for a send id unless one is stored already; returns the one
+    /// that was there first (then nothing is written). The decision is opaque text to the store.
+    async fn put_decision(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendId,
+        decision: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// The stored decision for a send id.
+    async fn get_decision(
+        &self,
+        tenant: &Tenant,
+        send: &SendId,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Stores the tenant's gate policy (opaque text to the store).
+    async fn put_policy(&self, tenant: &Tenant, policy: &str) -> Result<(), StoreError>;
+
+    /// The tenant's stored gate policy.
+    async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError>;
 }
 
 /// The key by which `sample_prospects` orders prospects: a 63-bit FNV-1a hash of the id, the

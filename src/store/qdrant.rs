@@ -23,8 +23,8 @@ use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, Direction, Distance, FieldType, Filter, GetPointsBuilder,
     KeywordIndexParamsBuilder, OrderBy, PointId, PointStruct, PointsIdsList,
-    QueryPointGroupsBuilder, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder, Value,
-    VectorParamsBuilder, VectorsConfigBuilder, group_id, vectors_config,
+    QueryPointGroupsBuilder, Range, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder,
+    Value, VectorParamsBuilder, VectorsConfigBuilder, group_id, vectors_config,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use uuid::Uuid;
@@ -32,8 +32,9 @@ use uuid::Uuid;
 use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
 use crate::config::StoreSettings;
 use crate::domain::{
-    ContentId, ContentKind, ContentRecord, Polarity, ProspectId, ProspectRecord, SignalId,
-    SignalRecord, SignalSource, Tenant, Text, Weight,
+    ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Millis, Polarity,
+    ProspectId, ProspectRecord, SendId, SendRecord, SignalId, SignalRecord, SignalSource, Tenant,
+    Text, Weight,
 };
 
 /// The name of the dense vector in the collection.
@@ -46,6 +47,10 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_9b4d_4e57_8c0a_51d2_7f3b_9e6
 const KIND_PROSPECT: &str = "prospect";
 const KIND_SIGNAL: &str = "signal";
 const KIND_CONTENT: &str = "content";
+const KIND_SEND: &str = "send";
+const KIND_ENGAGEMENT: &str = "engagement";
+const KIND_DECISION: &str = "decision";
+const KIND_POLICY: &str = "policy";
 
 /// The Qdrant adapter.
 pub struct QdrantStore {
@@ -325,6 +330,15 @@ impl QdrantStore {
         }
     }
 
+    /// Upserts one point and waits for it to be applied.
+    async fn upsert(&self, point: PointStruct) -> Result<(), StoreError> {
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Which of `ids` exist.
     async fn existing(&self, ids: Vec<PointId>) -> Result<Vec<PointId>, StoreError> {
         if ids.is_empty() {
@@ -384,16 +398,12 @@ impl VectorStore for QdrantStore {
         payload.insert("sample_key", sample_key(&prospect.id));
         // A prospect record has no vector: the collection's vector is named, and named
         // vectors may be left out of a point.
-        let point = PointStruct::new(
+        self.upsert(PointStruct::new(
             point_id(tenant, KIND_PROSPECT, prospect.id.as_str()),
             HashMap::<String, Vec<f32>>::new(),
             payload,
-        );
-        self.client
-            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
-            .await
-            .map_err(backend)?;
-        Ok(())
+        ))
+        .await
     }
 
     async fn get_prospect(
@@ -560,16 +570,12 @@ impl VectorStore for QdrantStore {
         let tags =
             serde_json::to_string(&content.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
         payload.insert("tags", tags);
-        let point = PointStruct::new(
+        self.upsert(PointStruct::new(
             point_id(tenant, KIND_CONTENT, content.id.as_str()),
             named(&content.vector),
             payload,
-        );
-        self.client
-            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
-            .await
-            .map_err(backend)?;
-        Ok(())
+        ))
+        .await
     }
 
     async fn get_content(
@@ -680,5 +686,180 @@ impl VectorStore for QdrantStore {
                     .map_err(|_| corrupt("prospect id"))
             })
             .collect()
+    }
+
+    async fn record_send(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendRecord,
+    ) -> Result<(), StoreError> {
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Err(StoreError::MissingProspect);
+        }
+        let id = point_id(tenant, KIND_SEND, send.send_id.as_str());
+        if !self.existing(vec![id.clone()]).await?.is_empty() {
+            return Ok(()); // recorded once; a retry changes nothing
+        }
+        let mut payload = base_payload(tenant, KIND_SEND);
+        payload.insert("prospect_id", prospect.to_string());
+        payload.insert("send_id", send.send_id.to_string());
+        payload.insert("decision_id", send.decision_id.clone());
+        payload.insert("candidate_id", send.candidate_id.clone());
+        payload.insert("channel", send.channel.clone());
+        payload.insert("sent_at", send.sent_at);
+        payload.insert("text", send.text.clone());
+        self.upsert(PointStruct::new(id, named(&send.vector), payload))
+            .await
+    }
+
+    async fn sends(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<SendRecord>, StoreError> {
+        let mut must = of_tenant_kind(tenant, KIND_SEND);
+        must.push(Condition::matches("prospect_id", prospect.to_string()));
+        must.push(Condition::range(
+            "sent_at",
+            Range {
+                gte: Some(since as f64),
+                ..Default::default()
+            },
+        ));
+        let points = self.scroll_all(Filter::must(must), true).await?;
+        let mut sends = points
+            .iter()
+            .map(|point| {
+                let p = &point.payload;
+                Ok(SendRecord {
+                    send_id: SendId::parse(get_str(p, "send_id")?)
+                        .map_err(|_| corrupt("send id"))?,
+                    decision_id: get_str(p, "decision_id")?,
+                    candidate_id: get_str(p, "candidate_id")?,
+                    channel: get_str(p, "channel")?,
+                    sent_at: get_i64(p, "sent_at")?,
+                    text: get_str(p, "text")?,
+                    vector: dense(point)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        sends.sort_by(|a, b| {
+            b.sent_at
+                .cmp(&a.sent_at)
+                .then_with(|| a.send_id.cmp(&b.send_id))
+        });
+        sends.truncate(limit);
+        Ok(sends)
+    }
+
+    async fn record_engagement(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        engagement: &EngagementRecord,
+    ) -> Result<(), StoreError> {
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Err(StoreError::MissingProspect);
+        }
+        let key = format!(
+            "{prospect}\u{1f}{}\u{1f}{}",
+            engagement.send_id,
+            engagement.kind.as_str()
+        );
+        let mut payload = base_payload(tenant, KIND_ENGAGEMENT);
+        payload.insert("prospect_id", prospect.to_string());
+        payload.insert("send_id", engagement.send_id.to_string());
+        payload.insert("engagement", engagement.kind.as_str());
+        payload.insert("at", engagement.at);
+        self.upsert(PointStruct::new(
+            point_id(tenant, KIND_ENGAGEMENT, &key),
+            HashMap::<String, Vec<f32>>::new(),
+            payload,
+        ))
+        .await
+    }
+
+    async fn engagements(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        limit: usize,
+    ) -> Result<Vec<EngagementRecord>, StoreError> {
+        let mut must = of_tenant_kind(tenant, KIND_ENGAGEMENT);
+        must.push(Condition::matches("prospect_id", prospect.to_string()));
+        let points = self.scroll_all(Filter::must(must), false).await?;
+        let mut out = points
+            .iter()
+            .map(|point| {
+                let p = &point.payload;
+                Ok(EngagementRecord {
+                    send_id: SendId::parse(get_str(p, "send_id")?)
+                        .map_err(|_| corrupt("send id"))?,
+                    kind: EngagementKind::from_name(&get_str(p, "engagement")?)
+                        .ok_or_else(|| corrupt("engagement kind"))?,
+                    at: get_i64(p, "at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.send_id.cmp(&b.send_id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn put_decision(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendId,
+        decision: &str,
+    ) -> Result<Option<String>, StoreError> {
+        // Read, then write: two replicas deciding the same send id at the same instant can both
+        // write; the point id is the same, so one decision survives (see the module docs).
+        if let Some(existing) = self.get_decision(tenant, send).await? {
+            return Ok(Some(existing));
+        }
+        let mut payload = base_payload(tenant, KIND_DECISION);
+        payload.insert("prospect_id", prospect.to_string());
+        payload.insert("send_id", send.to_string());
+        payload.insert("body", decision);
+        self.upsert(PointStruct::new(
+            point_id(tenant, KIND_DECISION, send.as_str()),
+            HashMap::<String, Vec<f32>>::new(),
+            payload,
+        ))
+        .await?;
+        Ok(None)
+    }
+
+    async fn get_decision(
+        &self,
+        tenant: &Tenant,
+        send: &SendId,
+    ) -> Result<Option<String>, StoreError> {
+        self.get_point(point_id(tenant, KIND_DECISION, send.as_str()), false)
+            .await?
+            .map(|p| get_str(&p.payload, "body"))
+            .transpose()
+    }
+
+    async fn put_policy(&self, tenant: &Tenant, policy: &str) -> Result<(), StoreError> {
+        let mut payload = base_payload(tenant, KIND_POLICY);
+        payload.insert("body", policy);
+        self.upsert(PointStruct::new(
+            point_id(tenant, KIND_POLICY, ""),
+            HashMap::<String, Vec<f32>>::new(),
+            payload,
+        ))
+        .await
+    }
+
+    async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError> {
+        self.get_point(point_id(tenant, KIND_POLICY, ""), false)
+            .await?
+            .map(|p| get_str(&p.payload, "body"))
+            .transpose()
     }
 }

@@ -18,8 +18,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
 use crate::domain::{
-    ContentId, ContentKind, ContentRecord, Polarity, ProspectId, ProspectRecord, SignalId,
-    SignalRecord, SignalSource, Tenant, Text, Weight, dot,
+    ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Millis, Polarity,
+    ProspectId, ProspectRecord, SendId, SendRecord, SignalId, SignalRecord, SignalSource, Tenant,
+    Text, Weight, dot,
 };
 
 /// The file name inside the data directory.
@@ -53,6 +54,39 @@ CREATE TABLE IF NOT EXISTS signals (
     vector      BLOB NOT NULL,
     PRIMARY KEY (tenant, prospect_id, id)
 );
+CREATE TABLE IF NOT EXISTS sends (
+    tenant       TEXT NOT NULL,
+    send_id      TEXT NOT NULL,
+    prospect_id  TEXT NOT NULL,
+    decision_id  TEXT NOT NULL,
+    candidate_id TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    sent_at      INTEGER NOT NULL,
+    text         TEXT NOT NULL,
+    vector       BLOB NOT NULL,
+    PRIMARY KEY (tenant, send_id)
+);
+CREATE INDEX IF NOT EXISTS sends_by_prospect ON sends (tenant, prospect_id, sent_at);
+CREATE TABLE IF NOT EXISTS engagements (
+    tenant      TEXT NOT NULL,
+    prospect_id TEXT NOT NULL,
+    send_id     TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (tenant, prospect_id, send_id, kind)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    tenant      TEXT NOT NULL,
+    send_id     TEXT NOT NULL,
+    prospect_id TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (tenant, send_id)
+);
+CREATE INDEX IF NOT EXISTS decisions_by_prospect ON decisions (tenant, prospect_id);
+CREATE TABLE IF NOT EXISTS policies (
+    tenant TEXT PRIMARY KEY,
+    body   TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS content (
     tenant TEXT NOT NULL,
     id     TEXT NOT NULL,
@@ -308,6 +342,13 @@ impl VectorStore for SqliteStore {
                     params![tenant, id],
                 )
                 .map_err(backend)?;
+            for table in ["sends", "engagements", "decisions"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE tenant = ?1 AND prospect_id = ?2"),
+                    params![tenant, id],
+                )
+                .map_err(backend)?;
+            }
             let prospects = tx
                 .execute(
                     "DELETE FROM prospects WHERE tenant = ?1 AND id = ?2",
@@ -626,6 +667,225 @@ impl VectorStore for SqliteStore {
                         .map_err(|_| corrupt("prospect id"))
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn record_send(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendRecord,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        let send = send.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if !prospect_exists(&tx, &tenant, &prospect)? {
+                return Err(StoreError::MissingProspect);
+            }
+            tx.execute(
+                "INSERT INTO sends
+                   (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (tenant, send_id) DO NOTHING",
+                params![
+                    tenant,
+                    send.send_id.as_str(),
+                    prospect,
+                    send.decision_id,
+                    send.candidate_id,
+                    send.channel,
+                    send.sent_at,
+                    send.text,
+                    to_blob(&send.vector)
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn sends(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<SendRecord>, StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        self.with(move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT send_id, decision_id, candidate_id, channel, sent_at, text, vector
+                     FROM sends WHERE tenant = ?1 AND prospect_id = ?2 AND sent_at >= ?3
+                     ORDER BY sent_at DESC, send_id LIMIT ?4",
+                )
+                .map_err(backend)?;
+            let mut rows = select
+                .query(params![tenant, prospect, since, limit as i64])
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(backend)? {
+                let send_id: String = r.get(0).map_err(backend)?;
+                let blob: Vec<u8> = r.get(6).map_err(backend)?;
+                out.push(SendRecord {
+                    send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
+                    decision_id: r.get(1).map_err(backend)?,
+                    candidate_id: r.get(2).map_err(backend)?,
+                    channel: r.get(3).map_err(backend)?,
+                    sent_at: r.get(4).map_err(backend)?,
+                    text: r.get(5).map_err(backend)?,
+                    vector: from_blob(&blob),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record_engagement(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        engagement: &EngagementRecord,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        let e = engagement.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if !prospect_exists(&tx, &tenant, &prospect)? {
+                return Err(StoreError::MissingProspect);
+            }
+            tx.execute(
+                "INSERT INTO engagements (tenant, prospect_id, send_id, kind, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant, prospect_id, send_id, kind) DO UPDATE SET at = excluded.at",
+                params![tenant, prospect, e.send_id.as_str(), e.kind.as_str(), e.at],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn engagements(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        limit: usize,
+    ) -> Result<Vec<EngagementRecord>, StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        self.with(move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT send_id, kind, at FROM engagements
+                     WHERE tenant = ?1 AND prospect_id = ?2
+                     ORDER BY at DESC, send_id, kind LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let mut rows = select
+                .query(params![tenant, prospect, limit as i64])
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(backend)? {
+                let send_id: String = r.get(0).map_err(backend)?;
+                let kind: String = r.get(1).map_err(backend)?;
+                out.push(EngagementRecord {
+                    send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
+                    kind: EngagementKind::from_name(&kind)
+                        .ok_or_else(|| corrupt("engagement kind"))?,
+                    at: r.get(2).map_err(backend)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_decision(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendId,
+        decision: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        let send = send.to_string();
+        let decision = decision.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
+                    params![tenant, send],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if existing.is_none() {
+                tx.execute(
+                    "INSERT INTO decisions (tenant, send_id, prospect_id, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![tenant, send, prospect, decision],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(existing)
+        })
+        .await
+    }
+
+    async fn get_decision(
+        &self,
+        tenant: &Tenant,
+        send: &SendId,
+    ) -> Result<Option<String>, StoreError> {
+        let tenant = tenant.to_string();
+        let send = send.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
+                params![tenant, send],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_policy(&self, tenant: &Tenant, policy: &str) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        let policy = policy.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO policies (tenant, body) VALUES (?1, ?2)
+                 ON CONFLICT (tenant) DO UPDATE SET body = excluded.body",
+                params![tenant, policy],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError> {
+        let tenant = tenant.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT body FROM policies WHERE tenant = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
         })
         .await
     }
