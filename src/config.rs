@@ -49,6 +49,9 @@ pub struct ServeSettings {
     pub scoring: ScoringSettings,
 
     #[command(flatten)]
+    pub gate: GateConfig,
+
+    #[command(flatten)]
     pub limits: LimitSettings,
 
     #[command(flatten)]
@@ -231,6 +234,68 @@ impl ScoringSettings {
     }
 }
 
+/// The send-path gate's defaults.
+#[derive(Debug, Clone, Args)]
+pub struct GateConfig {
+    /// JSON file with the default gate policy (any subset of its fields; docs/gate.md lists
+    /// them). Tenants override it with GateService.SetPolicy.
+    #[arg(long, env = "PERTINENT_GATE_POLICY")]
+    pub gate_policy: Option<PathBuf>,
+
+    /// Decision when the store cannot be reached in time, unless a tenant's policy says
+    /// otherwise: send, review or reject.
+    #[arg(long, env = "PERTINENT_GATE_FAIL_DECISION", value_enum)]
+    pub gate_fail_decision: Option<FailDecision>,
+
+    /// Longest a Check may wait for the store before answering the fail decision, in
+    /// milliseconds (a shorter caller deadline wins).
+    #[arg(long, env = "PERTINENT_GATE_TIMEOUT_MS", default_value_t = 1_000)]
+    pub gate_timeout_ms: u64,
+}
+
+/// What the gate answers when the store is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailDecision {
+    Send,
+    Review,
+    Reject,
+}
+
+impl GateConfig {
+    /// The gate settings: the default policy (built in, then the file, then the flag), validated.
+    pub fn load(&self) -> anyhow::Result<crate::engine::gate::GateSettings> {
+        use crate::scoring::Decision;
+        use crate::scoring::gate::GatePolicy;
+        let mut policy: GatePolicy = match &self.gate_policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?
+            }
+            None => GatePolicy::default(),
+        };
+        if let Some(d) = self.gate_fail_decision {
+            policy.fail_decision = match d {
+                FailDecision::Send => Decision::Send,
+                FailDecision::Review => Decision::Review,
+                FailDecision::Reject => Decision::Reject,
+            };
+        }
+        policy
+            .validate()
+            .map_err(|e| anyhow::anyhow!("gate policy: {e}"))?;
+        anyhow::ensure!(
+            self.gate_timeout_ms >= 1,
+            "--gate-timeout-ms must be at least 1"
+        );
+        Ok(crate::engine::gate::GateSettings {
+            default_policy: policy,
+            timeout: Duration::from_millis(self.gate_timeout_ms),
+        })
+    }
+}
+
 /// Bounds on requests, so that no caller can make the service use unbounded memory or time.
 #[derive(Debug, Clone, Args)]
 pub struct LimitSettings {
@@ -338,6 +403,7 @@ impl ServeSettings {
         anyhow::ensure!(l.max_in_flight >= 1, "--max-in-flight must be at least 1");
         anyhow::ensure!(l.max_scans >= 1, "--max-scans must be at least 1");
         self.scoring.load()?;
+        self.gate.load()?;
         Ok(self)
     }
 

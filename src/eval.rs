@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 
 use crate::grpc::pb;
 use crate::grpc::pb::content_service_client::ContentServiceClient;
+use crate::grpc::pb::gate_service_client::GateServiceClient;
 use crate::grpc::pb::prospect_service_client::ProspectServiceClient;
 use crate::grpc::pb::scoring_service_client::ScoringServiceClient;
 
@@ -159,6 +160,10 @@ pub struct Report {
     pub drafts_personal_higher: Rate,
     /// FindAudience: the first prospect is one the piece was written for.
     pub audience_at_1: Rate,
+    /// Gate (dry-run Check): drafts with unrendered merge fields rejected.
+    pub gate_placeholder_rejected: Rate,
+    /// Gate (dry-run Check): personalized drafts allowed (SEND or REVIEW).
+    pub gate_personal_allowed: Rate,
     /// Lines describing each miss.
     pub misses: Vec<String>,
     /// tenant,prospect,piece,label,decision,score,relevance,specificity per scored pair.
@@ -178,6 +183,14 @@ impl Report {
                 self.drafts_personal_higher,
             ),
             ("FindAudience top-1 is a target", self.audience_at_1),
+            (
+                "gate: placeholder drafts rejected",
+                self.gate_placeholder_rejected,
+            ),
+            (
+                "gate: personalized drafts allowed",
+                self.gate_personal_allowed,
+            ),
         ];
         let mut out = String::from("| metric | value |\n|---|---|\n");
         for (name, rate) in rows {
@@ -419,6 +432,44 @@ pub async fn evaluate(channel: &Channel, dataset: &Dataset, run: &str) -> anyhow
                     score("personal"),
                     score("generic")
                 ));
+            }
+        }
+
+        let mut gate = GateServiceClient::new(channel.clone());
+        for d in &data.drafts {
+            let variants = [
+                Some((&d.personal, "personal")),
+                d.placeholder.as_ref().map(|p| (p, "placeholder")),
+            ];
+            for (draft_data, label) in variants.into_iter().flatten() {
+                let answer = gate
+                    .check(pb::CheckRequest {
+                        tenant: tenant.clone(),
+                        prospect_id: d.prospect.clone(),
+                        candidate: Some(draft(draft_data, label)),
+                        send_id: format!("eval-{run}-{}-{label}", d.prospect),
+                        channel: "email".into(),
+                        planned_at: None,
+                        dry_run: true,
+                    })
+                    .await?
+                    .into_inner();
+                let rejected = is(answer.decision, pb::Decision::Reject);
+                let codes: Vec<i32> = answer.reasons.iter().map(|r| r.code).collect();
+                let hit = if label == "placeholder" {
+                    let hit = rejected && codes.contains(&(pb::ReasonCode::Placeholder as i32));
+                    report.gate_placeholder_rejected.add(hit);
+                    hit
+                } else {
+                    report.gate_personal_allowed.add(!rejected);
+                    !rejected
+                };
+                if !hit {
+                    report.misses.push(format!(
+                        "gate {label} draft {}/{}: decision {} reasons {codes:?}",
+                        data.id, d.prospect, answer.decision
+                    ));
+                }
             }
         }
 

@@ -18,9 +18,10 @@ use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
 use crate::engine::{Engine, EngineLimits};
 use crate::grpc::pb::content_service_server::ContentServiceServer;
+use crate::grpc::pb::gate_service_server::GateServiceServer;
 use crate::grpc::pb::prospect_service_server::ProspectServiceServer;
 use crate::grpc::pb::scoring_service_server::ScoringServiceServer;
-use crate::grpc::{self, ContentApi, Handlers, ProspectApi, RequestLimits, ScoringApi};
+use crate::grpc::{self, ContentApi, GateApi, Handlers, ProspectApi, RequestLimits, ScoringApi};
 use crate::store::VectorStore;
 use crate::store::qdrant::QdrantStore;
 use crate::store::sqlite::SqliteStore;
@@ -101,7 +102,8 @@ impl App {
             profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
             text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
         };
-        let engine = Arc::new(Engine::new(embedder, store, scoring, limits));
+        let gate = settings.gate.load()?;
+        let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -166,6 +168,11 @@ impl App {
             )
             .add_service(
                 ScoringServiceServer::new(ScoringApi(h.clone()))
+                    .max_decoding_message_size(n)
+                    .max_encoding_message_size(n),
+            )
+            .add_service(
+                GateServiceServer::new(GateApi(h.clone()))
                     .max_decoding_message_size(n)
                     .max_encoding_message_size(n),
             )

@@ -16,7 +16,8 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use super::{EngineError, EngineLimits, ResolvedCandidate};
-use crate::domain::{ContentId, Millis, ProspectId, Tenant};
+use crate::domain::{ContentId, Millis, ProspectId, SendId, Tenant};
+use crate::scoring::gate::GatePolicy;
 use crate::scoring::{Profile, ProfileSignal, ScoringConfig, relevance_value};
 use crate::store::{StoreError, VectorStore};
 
@@ -64,6 +65,10 @@ pub(super) struct Caches {
     samples: Cache<Tenant, Arc<Sample>>,
     piece_baselines: Cache<(Tenant, ContentId), Arc<PieceBaseline>>,
     generation: AtomicU64,
+    /// Gate policies by tenant.
+    policies: Cache<Tenant, Arc<GatePolicy>>,
+    /// One lock per send id being checked, so concurrent retries of one send run one at a time.
+    send_locks: Cache<(Tenant, SendId), Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Caches {
@@ -105,7 +110,49 @@ impl Caches {
             samples: built(10_000, ttl),
             piece_baselines: built(100_000, ttl),
             generation: AtomicU64::new(0),
+            policies: built(10_000, ttl),
+            send_locks: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    /// The lock of one send id.
+    pub(super) async fn send_lock(&self, key: (Tenant, SendId)) -> Arc<tokio::sync::Mutex<()>> {
+        self.send_locks
+            .get_with(key, async { Arc::new(tokio::sync::Mutex::new(())) })
+            .await
+    }
+
+    /// The tenant's policy if it is in memory (for answering without the store).
+    pub(super) async fn cached_policy(&self, tenant: &Tenant) -> Option<Arc<GatePolicy>> {
+        self.policies.get(tenant).await
+    }
+
+    /// The tenant's policy changed.
+    pub(super) async fn policy_changed(&self, tenant: &Tenant) {
+        self.policies.invalidate(tenant).await;
+    }
+
+    /// The tenant's stored policy, or `default` when it set none.
+    pub(super) async fn policy(
+        &self,
+        store: &dyn VectorStore,
+        tenant: &Tenant,
+        default: &GatePolicy,
+    ) -> Result<Arc<GatePolicy>, EngineError> {
+        self.policies
+            .try_get_with(tenant.clone(), async {
+                match store.get_policy(tenant).await? {
+                    Some(text) => serde_json::from_str(&text)
+                        .map(Arc::new)
+                        .map_err(|e| StoreError::Backend(format!("stored gate policy: {e}"))),
+                    None => Ok(Arc::new(default.clone())),
+                }
+            })
+            .await
+            .map_err(|e| EngineError::Store(e.as_ref().clone()))
     }
 
     /// A prospect or its signals changed: its profile and its tenant's sample are stale.

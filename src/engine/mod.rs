@@ -4,6 +4,7 @@
 //! admission limits, and the clock. It takes and returns domain types only; `grpc/` converts.
 
 mod cache;
+pub mod gate;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -96,7 +97,7 @@ pub struct ResolvedCandidate {
 }
 
 /// One scored candidate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Scored {
     pub candidate_id: String,
     pub assessment: Assessment,
@@ -107,6 +108,7 @@ pub struct Engine {
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn VectorStore>,
     config: ScoringConfig,
+    gate: gate::GateSettings,
     caches: Caches,
     in_flight: Arc<Semaphore>,
     scans: Arc<Semaphore>,
@@ -125,6 +127,7 @@ impl Engine {
         embedder: Arc<dyn Embedder>,
         store: Arc<dyn VectorStore>,
         config: ScoringConfig,
+        gate: gate::GateSettings,
         limits: EngineLimits,
     ) -> Self {
         Self {
@@ -132,6 +135,7 @@ impl Engine {
             store,
             caches: Caches::new(&limits),
             config,
+            gate,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             scans: Arc::new(Semaphore::new(limits.max_scans)),
         }

@@ -7,6 +7,7 @@
 mod content;
 pub mod convert;
 pub mod error;
+mod gate;
 mod prospect;
 mod scoring;
 
@@ -16,6 +17,7 @@ use crate::engine::Engine;
 
 pub use content::ContentApi;
 pub use convert::RequestLimits;
+pub use gate::GateApi;
 pub use prospect::ProspectApi;
 pub use scoring::ScoringApi;
 
@@ -30,10 +32,11 @@ pub mod pb {
 }
 
 /// The fully qualified names of the services, as health checks and reflection know them.
-pub const SERVICE_NAMES: [&str; 3] = [
+pub const SERVICE_NAMES: [&str; 4] = [
     "pertinent.v1.ProspectService",
     "pertinent.v1.ContentService",
     "pertinent.v1.ScoringService",
+    "pertinent.v1.GateService",
 ];
 
 /// Returns INVALID_ARGUMENT for every recorded violation unless each named value was parsed.

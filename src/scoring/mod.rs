@@ -1,7 +1,9 @@
 //! Scoring: pure functions from vectors and signal metadata to a score, a decision and reasons.
 //!
-//! No I/O, no clock (callers pass `now`), no tokio, tonic, stores or models: only std, serde and
-//! the plain types of `domain`. docs/scoring.md explains the method and its defaults.
+//! No I/O, no clock (callers pass `now`), no tokio, tonic, stores or models: only std, serde,
+//! the plain types of `domain`, and `regex` for the gate's merge-field patterns (pure text
+//! matching; hand-written scanners for six tools' syntaxes would be longer and worse).
+//! docs/scoring.md explains the method and its defaults.
 //!
 //! The pieces:
 //! - `relevance`: how well a candidate matches one prospect's evidence (recency, source and
@@ -11,6 +13,7 @@
 //!   decision, reasons and evidence.
 
 mod explain;
+pub mod gate;
 mod relevance;
 
 pub use relevance::{

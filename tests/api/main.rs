@@ -4,6 +4,7 @@
 mod helpers;
 
 mod content;
+mod gate;
 mod health;
 mod packaging;
 mod persistence;

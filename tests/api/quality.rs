@@ -32,6 +32,16 @@ async fn the_development_set_meets_its_floors() {
             1.0,
         ),
         ("FindAudience top-1", report.audience_at_1.value(), 1.0),
+        (
+            "gate: placeholder drafts rejected",
+            report.gate_placeholder_rejected.value(),
+            1.0,
+        ),
+        (
+            "gate: personalized drafts allowed",
+            report.gate_personal_allowed.value(),
+            1.0,
+        ),
     ];
     for (name, value, floor) in floors {
         assert!(
@@ -51,4 +61,7 @@ async fn the_development_set_meets_its_floors() {
         "the refused pairs were not all scored"
     );
     assert!(report.precision_at_1.total >= 20 && report.generic_rejected.total >= 100);
+    assert!(
+        report.gate_placeholder_rejected.total >= 3 && report.gate_personal_allowed.total >= 20
+    );
 }

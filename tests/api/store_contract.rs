@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use pertinent::config::ServeSettings;
 use pertinent::domain::{
-    ContentId, ContentKind, ContentRecord, Polarity, ProspectId, ProspectRecord, SignalId,
-    SignalRecord, SignalSource, Tenant, Text, Weight,
+    ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Polarity, ProspectId,
+    ProspectRecord, SendId, SendRecord, SignalId, SignalRecord, SignalSource, Tenant, Text, Weight,
 };
 use pertinent::store::qdrant::QdrantStore;
 use pertinent::store::sqlite::SqliteStore;
@@ -199,6 +199,105 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     assert!(store.delete_content(&t, &piece.id).await.unwrap());
     assert!(!store.delete_content(&t, &piece.id).await.unwrap());
     assert!(store.get_content(&t, &piece.id).await.unwrap().is_none());
+
+    // The gate's records: sends newest first and filtered by time, engagements replaced per
+    // (send, kind), decisions kept first-wins, policies per tenant.
+    let send = |id: &str, at: i64| SendRecord {
+        send_id: SendId::parse(id).unwrap(),
+        decision_id: format!("d-{id}"),
+        candidate_id: "c1".into(),
+        channel: "email".into(),
+        sent_at: at,
+        text: format!("sent {id}"),
+        vector: vector(30, 0.2),
+    };
+    store
+        .record_send(&t, &pid("p1"), &send("a", 1_000))
+        .await
+        .unwrap();
+    store
+        .record_send(&t, &pid("p1"), &send("b", 3_000))
+        .await
+        .unwrap();
+    store
+        .record_send(&t, &pid("p1"), &send("a", 9_000))
+        .await
+        .unwrap(); // a retry: ignored
+    assert!(matches!(
+        store.record_send(&t, &pid("ghost"), &send("x", 1)).await,
+        Err(StoreError::MissingProspect)
+    ));
+    let all = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|s| s.send_id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(all[1], send("a", 1_000));
+    let recent = store.sends(&t, &pid("p1"), 2_000, 10).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert!(
+        store
+            .sends(&other, &pid("p1"), i64::MIN, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let engagement = |kind, at| EngagementRecord {
+        send_id: SendId::parse("a").unwrap(),
+        kind,
+        at,
+    };
+    store
+        .record_engagement(&t, &pid("p1"), &engagement(EngagementKind::Opened, 5))
+        .await
+        .unwrap();
+    store
+        .record_engagement(&t, &pid("p1"), &engagement(EngagementKind::Opened, 7))
+        .await
+        .unwrap();
+    store
+        .record_engagement(&t, &pid("p1"), &engagement(EngagementKind::Clicked, 6))
+        .await
+        .unwrap();
+    let reactions = store.engagements(&t, &pid("p1"), 10).await.unwrap();
+    assert_eq!(
+        reactions,
+        [
+            engagement(EngagementKind::Opened, 7),
+            engagement(EngagementKind::Clicked, 6)
+        ]
+    );
+
+    let sid = SendId::parse("a").unwrap();
+    assert_eq!(store.get_decision(&t, &sid).await.unwrap(), None);
+    assert_eq!(
+        store
+            .put_decision(&t, &pid("p1"), &sid, "first")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .put_decision(&t, &pid("p1"), &sid, "second")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("first")
+    );
+    assert_eq!(
+        store.get_decision(&t, &sid).await.unwrap().as_deref(),
+        Some("first")
+    );
+    assert_eq!(store.get_decision(&other, &sid).await.unwrap(), None);
+
+    assert_eq!(store.get_policy(&t).await.unwrap(), None);
+    store.put_policy(&t, "{\"max_sends\":5}").await.unwrap();
+    store.put_policy(&t, "{\"max_sends\":6}").await.unwrap();
+    assert_eq!(
+        store.get_policy(&t).await.unwrap().as_deref(),
+        Some("{\"max_sends\":6}")
+    );
+    assert_eq!(store.get_policy(&other).await.unwrap(), None);
 
     // Erasure takes the signals with it and nothing of anyone else's.
     assert_eq!(

@@ -1,0 +1,401 @@
+//! The send-path gate: one call before every send. Scoring plus the memory of what was sent and
+//! how the prospect reacted.
+//!
+//! Idempotency: calls with the same send id are serialised in this process (a lock per send
+//! id), and the first decision is stored under the send id; later calls return it (`replayed`).
+//! A send is recorded before its decision, both keyed by the send id, so a retry after a crash
+//! between the two recomputes the same decision (the send's own record is left out of its
+//! history). Replicas sharing a Qdrant are not serialised: two replicas racing on one send id
+//! may both decide, and one decision survives.
+//!
+//! Availability: the store work of a check runs under a deadline (the caller's gRPC deadline,
+//! less a margin, capped by `--gate-timeout-ms`). When the store is unreachable or the deadline
+//! passes, the answer is the policy's fail decision with STORE_UNAVAILABLE: the gate never
+//! hangs the send path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{CandidateInput, Engine, EngineError, NewSignal, Scored, now_millis};
+use crate::domain::{
+    EngagementKind, EngagementRecord, Millis, Polarity, ProspectId, SendId, SendRecord, SignalId,
+    SignalSource, Tenant, Text, Weight, embedding_text,
+};
+use crate::scoring::gate::{
+    GatePolicy, PastEngagement, PastSend, apply_draft_checks, draft_checks, history_rules,
+};
+use crate::scoring::{Decision, Reason, ReasonCode};
+use crate::store::StoreError;
+
+/// How many sends or engagements of one prospect are read at most.
+const HISTORY_LIMIT: usize = 1000;
+
+/// One Check call.
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    pub send_id: SendId,
+    pub candidate: CandidateInput,
+    pub channel: String,
+    pub planned_at: Option<Millis>,
+    pub dry_run: bool,
+}
+
+/// The gate's answer, as returned and as stored for replays.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GateOutcome {
+    /// The scoring result (its score lowered by draft-check findings); absent when the store
+    /// could not be reached.
+    pub result: Option<Scored>,
+    pub decision: Decision,
+    pub reasons: Vec<Reason>,
+    pub decision_id: String,
+    pub next_allowed_at: Option<Millis>,
+    pub repeat_of: Option<String>,
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// One event of a prospect's history.
+#[derive(Debug, Clone)]
+pub enum HistoryEvent {
+    Send(SendRecord),
+    Engagement(EngagementRecord),
+}
+
+/// The gate's settings from configuration.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    /// The policy of tenants that set none, and the base of partial policies.
+    pub default_policy: GatePolicy,
+    /// Upper bound of a check's store work, whatever the caller's deadline.
+    pub timeout: Duration,
+}
+
+/// The share of the caller's remaining deadline the gate may spend before answering with the
+/// fail decision; the rest is for the answer to travel back.
+const DEADLINE_SHARE: f64 = 0.8;
+
+fn decision_id(tenant: &Tenant, send: &SendId) -> String {
+    let name = format!("{tenant}\u{1f}decision\u{1f}{send}");
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+}
+
+impl Engine {
+    /// The tenant's gate policy (stored, else the configured default).
+    pub async fn gate_policy(&self, tenant: &Tenant) -> Result<Arc<GatePolicy>, EngineError> {
+        self.caches
+            .policy(&*self.store, tenant, &self.gate.default_policy)
+            .await
+    }
+
+    /// Stores the tenant's policy and returns it.
+    pub async fn set_gate_policy(
+        &self,
+        tenant: &Tenant,
+        policy: GatePolicy,
+    ) -> Result<Arc<GatePolicy>, EngineError> {
+        let text = serde_json::to_string(&policy)
+            .map_err(|e| EngineError::Unavailable(format!("encoding the policy: {e}")))?;
+        let stored = self.store.put_policy(tenant, &text).await;
+        self.caches.policy_changed(tenant).await;
+        stored?;
+        Ok(Arc::new(policy))
+    }
+
+    /// The configured default policy.
+    pub fn default_gate_policy(&self) -> &GatePolicy {
+        &self.gate.default_policy
+    }
+
+    /// Should this go out now? See the module docs for idempotency and availability.
+    pub async fn check(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        input: CheckInput,
+        caller_deadline: Option<Duration>,
+    ) -> Result<GateOutcome, EngineError> {
+        let lock = self
+            .caches
+            .send_lock((tenant.clone(), input.send_id.clone()))
+            .await;
+        let _serial = lock.lock().await;
+        let budget = caller_deadline
+            .map(|d| d.mul_f64(DEADLINE_SHARE))
+            .map_or(self.gate.timeout, |d| d.min(self.gate.timeout));
+        let fail_decision = self
+            .caches
+            .cached_policy(tenant)
+            .await
+            .map_or(self.gate.default_policy.fail_decision, |p| p.fail_decision);
+        match tokio::time::timeout(budget, self.decide(tenant, prospect, input)).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => {
+                tracing::warn!(error = %cause, "gate: store unavailable, answering the fail decision");
+                Ok(fail_outcome(fail_decision))
+            }
+            Ok(Err(other)) => Err(other),
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "gate: store too slow, answering the fail decision"
+                );
+                Ok(fail_outcome(fail_decision))
+            }
+        }
+    }
+
+    async fn decide(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        input: CheckInput,
+    ) -> Result<GateOutcome, EngineError> {
+        if let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
+            return replay(&stored);
+        }
+        let policy = self.gate_policy(tenant).await?;
+        let person = self.get_prospect(tenant, prospect).await?.prospect;
+        let draft = match &input.candidate {
+            CandidateInput::Draft { title, body, .. } => Some((title.clone(), body.clone())),
+            CandidateInput::Content(_) => None,
+        };
+        let candidate = self
+            .resolve(tenant, vec![input.candidate.clone()])
+            .await?
+            .remove(0);
+        let now = now_millis();
+        let planned_at = input.planned_at.unwrap_or(now);
+        let mut scored = self
+            .score_resolved(tenant, prospect, std::slice::from_ref(&candidate), now)
+            .await?
+            .remove(0);
+
+        let since = planned_at.saturating_sub(policy.lookback_millis());
+        let sends = self
+            .store
+            .sends(tenant, prospect, since, HISTORY_LIMIT)
+            .await?;
+        let engagements = self
+            .store
+            .engagements(tenant, prospect, HISTORY_LIMIT)
+            .await?;
+        let past: Vec<PastSend<'_>> = sends
+            .iter()
+            .filter(|s| s.send_id != input.send_id)
+            .map(|s| PastSend {
+                send_id: s.send_id.as_str(),
+                sent_at: s.sent_at,
+                vector: &s.vector,
+            })
+            .collect();
+        let reactions: Vec<PastEngagement> = engagements
+            .iter()
+            .map(|e| PastEngagement {
+                kind: e.kind,
+                at: e.at,
+            })
+            .collect();
+        let mut findings = history_rules(&candidate.vector, planned_at, &past, &reactions, &policy);
+        if let Some((title, body)) = &draft {
+            let checks = draft_checks(title, body.as_str(), &person.name, &person.company);
+            apply_draft_checks(&mut findings, checks, &policy);
+        }
+
+        scored.assessment.score *= findings.score_factor;
+        let decision = scored.assessment.decision.max(findings.decision);
+        let mut reasons = findings.reasons;
+        reasons.extend(scored.assessment.reasons.iter().cloned());
+        let outcome = GateOutcome {
+            result: Some(scored),
+            decision,
+            reasons,
+            decision_id: if input.dry_run {
+                Uuid::new_v4().to_string()
+            } else {
+                decision_id(tenant, &input.send_id)
+            },
+            next_allowed_at: findings.next_allowed_at,
+            repeat_of: findings.repeat_of,
+            replayed: false,
+        };
+        if input.dry_run {
+            return Ok(outcome);
+        }
+        if decision == Decision::Send {
+            let text = match &draft {
+                Some((title, body)) => embedding_text(title, body.as_str()),
+                None => {
+                    let CandidateInput::Content(id) = &input.candidate else {
+                        unreachable!("a candidate is a draft or content")
+                    };
+                    let c = self.get_content(tenant, id).await?;
+                    embedding_text(&c.title, c.body.as_str())
+                }
+            };
+            let record = SendRecord {
+                send_id: input.send_id.clone(),
+                decision_id: outcome.decision_id.clone(),
+                candidate_id: candidate.id.clone(),
+                channel: input.channel.clone(),
+                sent_at: planned_at,
+                text,
+                vector: candidate.vector.as_ref().clone(),
+            };
+            self.store
+                .record_send(tenant, prospect, &record)
+                .await
+                .map_err(|e| missing(e, prospect))?;
+        }
+        let body = serde_json::to_string(&outcome)
+            .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))?;
+        match self
+            .store
+            .put_decision(tenant, prospect, &input.send_id, &body)
+            .await?
+        {
+            Some(first) => replay(&first),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Records a reaction; reply text and the reacted-to piece become signals. Returns the ids
+    /// of the signals made.
+    pub async fn record_engagement(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        engagement: EngagementRecord,
+        text: Option<Text>,
+    ) -> Result<Vec<SignalId>, EngineError> {
+        self.store
+            .record_engagement(tenant, prospect, &engagement)
+            .await
+            .map_err(|e| missing(e, prospect))?;
+        self.caches.prospect_changed(tenant, prospect).await;
+        let kind = engagement.kind;
+        let negative = matches!(
+            kind,
+            EngagementKind::RepliedNegative
+                | EngagementKind::Unsubscribed
+                | EngagementKind::Complained
+        );
+        let mut signals = Vec::new();
+        let id = |suffix: &str| {
+            SignalId::parse(format!(
+                "engagement:{}:{}:{suffix}",
+                engagement.send_id,
+                kind.as_str()
+            ))
+        };
+        if let Some(text) = text
+            && let Ok(id) = id("reply")
+        {
+            signals.push(NewSignal {
+                id,
+                source: SignalSource::EmailReply,
+                polarity: if negative {
+                    Polarity::Negative
+                } else {
+                    Polarity::Positive
+                },
+                observed_at: Some(engagement.at),
+                weight: Weight::default(),
+                text,
+            });
+        }
+        // The piece itself: refused after a negative reply, reinforced after a click or a
+        // positive reply. Opens say too little; opt-outs are handled by the gate.
+        let from_piece = match kind {
+            EngagementKind::RepliedNegative => Some((Polarity::Negative, SignalSource::EmailReply)),
+            EngagementKind::RepliedPositive => Some((Polarity::Positive, SignalSource::EmailReply)),
+            EngagementKind::Clicked => Some((Polarity::Positive, SignalSource::Other)),
+            _ => None,
+        };
+        if let Some((polarity, source)) = from_piece {
+            let sent = self
+                .store
+                .sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT)
+                .await?
+                .into_iter()
+                .find(|s| s.send_id == engagement.send_id);
+            if let Some(sent) = sent
+                && let Ok(text) = Text::parse(sent.text, usize::MAX)
+                && let Ok(id) = id("piece")
+            {
+                signals.push(NewSignal {
+                    id,
+                    source,
+                    polarity,
+                    observed_at: Some(engagement.at),
+                    weight: Weight::default(),
+                    text,
+                });
+            }
+        }
+        if signals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = signals.iter().map(|s| s.id.clone()).collect();
+        self.add_signals(tenant, prospect, signals).await?;
+        Ok(ids)
+    }
+
+    /// The prospect's sends and engagements, newest first.
+    pub async fn history(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Vec<HistoryEvent>, EngineError> {
+        self.get_prospect(tenant, prospect).await?;
+        let sends = self
+            .store
+            .sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT)
+            .await?;
+        let engagements = self
+            .store
+            .engagements(tenant, prospect, HISTORY_LIMIT)
+            .await?;
+        let mut events: Vec<(Millis, HistoryEvent)> = sends
+            .into_iter()
+            .map(|s| (s.sent_at, HistoryEvent::Send(s)))
+            .chain(
+                engagements
+                    .into_iter()
+                    .map(|e| (e.at, HistoryEvent::Engagement(e))),
+            )
+            .collect();
+        events.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
+    let mut outcome: GateOutcome = serde_json::from_str(stored)
+        .map_err(|e| EngineError::Store(StoreError::Backend(format!("stored decision: {e}"))))?;
+    outcome.replayed = true;
+    Ok(outcome)
+}
+
+fn fail_outcome(decision: Decision) -> GateOutcome {
+    GateOutcome {
+        result: None,
+        decision,
+        reasons: vec![Reason {
+            code: ReasonCode::StoreUnavailable,
+            message:
+                "The store could not be reached in time; this is the configured fail decision."
+                    .into(),
+        }],
+        decision_id: Uuid::new_v4().to_string(),
+        next_allowed_at: None,
+        repeat_of: None,
+        replayed: false,
+    }
+}
+
+fn missing(e: StoreError, prospect: &ProspectId) -> EngineError {
+    super::missing_prospect(e, prospect)
+}

@@ -1,0 +1,151 @@
+//! GateService: Check before every send, engagements, history and per-tenant policy.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::error::Violations;
+use super::pb::{self, gate_service_server::GateService};
+use super::{Handlers, require};
+use crate::domain::EngagementRecord;
+use crate::engine::gate::CheckInput;
+use crate::engine::now_millis;
+
+/// The GateService implementation.
+pub struct GateApi(pub Handlers);
+
+#[tonic::async_trait]
+impl GateService for GateApi {
+    #[tracing::instrument(skip_all)]
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::GateDecision>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let deadline = convert::caller_deadline(request.metadata());
+        let pb::CheckRequest {
+            tenant,
+            prospect_id,
+            candidate,
+            send_id,
+            channel,
+            planned_at,
+            dry_run,
+        } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
+        let candidate = convert::candidate(
+            &mut v,
+            "candidate",
+            candidate,
+            "draft".into(),
+            &self.0.limits,
+        );
+        let send_id = convert::send_id(&mut v, "send_id", send_id);
+        let channel = convert::channel(&mut v, channel);
+        let planned_at = convert::optional_millis(&mut v, "planned_at", planned_at);
+        require!(v; tenant, prospect, candidate, send_id, channel, planned_at);
+        let input = CheckInput {
+            send_id,
+            candidate,
+            channel,
+            planned_at,
+            dry_run,
+        };
+        let outcome = self
+            .0
+            .engine
+            .check(&tenant, &prospect, input, deadline)
+            .await?;
+        Ok(Response::new(convert::gate_decision_to_pb(outcome)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_engagement(
+        &self,
+        request: Request<pb::EngagementRequest>,
+    ) -> Result<Response<pb::EngagementResponse>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let pb::EngagementRequest {
+            tenant,
+            prospect_id,
+            send_id,
+            kind,
+            at,
+            text,
+        } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
+        let send_id = convert::send_id(&mut v, "send_id", send_id);
+        let kind = convert::engagement_kind(&mut v, kind);
+        let at = convert::optional_millis(&mut v, "at", at);
+        let text = convert::reply_text(&mut v, text, &self.0.limits);
+        require!(v; tenant, prospect, send_id, kind, at, text);
+        let engagement = EngagementRecord {
+            send_id,
+            kind,
+            at: at.unwrap_or_else(now_millis),
+        };
+        let ids = self
+            .0
+            .engine
+            .record_engagement(&tenant, &prospect, engagement, text)
+            .await?;
+        Ok(Response::new(pb::EngagementResponse {
+            signal_ids: ids.into_iter().map(|i| i.to_string()).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let pb::HistoryRequest {
+            tenant,
+            prospect_id,
+        } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
+        require!(v; tenant, prospect);
+        let events = self.0.engine.history(&tenant, &prospect).await?;
+        Ok(Response::new(pb::HistoryResponse {
+            events: events
+                .into_iter()
+                .map(convert::history_event_to_pb)
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_policy(
+        &self,
+        request: Request<pb::SetPolicyRequest>,
+    ) -> Result<Response<pb::Policy>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let pb::SetPolicyRequest { tenant, policy } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        let policy = convert::policy(&mut v, policy, self.0.engine.default_gate_policy());
+        require!(v; tenant, policy);
+        let stored = self.0.engine.set_gate_policy(&tenant, policy).await?;
+        Ok(Response::new(convert::policy_to_pb(&stored)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::Policy>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let pb::GetPolicyRequest { tenant } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        require!(v; tenant);
+        let policy = self.0.engine.gate_policy(&tenant).await?;
+        Ok(Response::new(convert::policy_to_pb(&policy)))
+    }
+}
