@@ -24,6 +24,7 @@ use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
 use crate::grpc::pb;
 use crate::grpc::pb::content_service_client::ContentServiceClient;
+use crate::grpc::pb::gate_service_client::GateServiceClient;
 use crate::grpc::pb::prospect_service_client::ProspectServiceClient;
 use crate::grpc::pb::scoring_service_client::ScoringServiceClient;
 
@@ -530,6 +531,71 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         })
         .await?
     };
+    // The gate, as a pipeline calls it: a real (recording) check per send, each with a new send
+    // id. A prospect hit again within the fatigue window is refused, which is part of the work.
+    eprintln!("bench: Check on registered content...");
+    let check_content = {
+        let chans = chans.clone();
+        let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
+        load(
+            "Check, registered content",
+            s.concurrency,
+            duration,
+            move |i| {
+                let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
+                async move {
+                    c.check(pb::CheckRequest {
+                        tenant: TENANT.into(),
+                        prospect_id: format!("p{}", (i * 7919) % prospects),
+                        candidate: Some(pb::Candidate {
+                            item: Some(pb::candidate::Item::ContentId(format!(
+                                "c{}",
+                                i % contents
+                            ))),
+                        }),
+                        send_id: format!("bench-content-{i}"),
+                        channel: "email".into(),
+                        planned_at: None,
+                        dry_run: false,
+                    })
+                    .await
+                    .map(|_| ())
+                }
+            },
+        )
+        .await?
+    };
+
+    eprintln!("bench: Check on drafts...");
+    let check_drafts = {
+        let chans = chans.clone();
+        let prospects = s.prospects as u64;
+        load("Check, drafts", s.draft_concurrency, duration, move |i| {
+            let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
+            let (title, body) = draft_text(2_000_000 + i);
+            async move {
+                c.check(pb::CheckRequest {
+                    tenant: TENANT.into(),
+                    prospect_id: format!("p{}", (i * 7919) % prospects),
+                    candidate: Some(pb::Candidate {
+                        item: Some(pb::candidate::Item::Draft(pb::Draft {
+                            title,
+                            body,
+                            id: String::new(),
+                        })),
+                    }),
+                    send_id: format!("bench-draft-{i}"),
+                    channel: "email".into(),
+                    planned_at: None,
+                    dry_run: false,
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
+
     eprintln!("bench: one draft at a time...");
     let single_draft = {
         let chans = chans.clone();
@@ -597,7 +663,14 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     );
     println!("| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|---|");
-    for m in [&content, &drafts, &single_draft, &audience] {
+    for m in [
+        &content,
+        &drafts,
+        &check_content,
+        &check_drafts,
+        &single_draft,
+        &audience,
+    ] {
         println!(
             "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
             m.name,

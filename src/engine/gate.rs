@@ -2,11 +2,9 @@
 //! how the prospect reacted.
 //!
 //! Idempotency: calls with the same send id are serialised in this process (a lock per send
-//! id), and the first decision is stored under the send id; later calls return it (`replayed`).
-//! A send is recorded before its decision, both keyed by the send id, so a retry after a crash
-//! between the two recomputes the same decision (the send's own record is left out of its
-//! history). Replicas sharing a Qdrant are not serialised: two replicas racing on one send id
-//! may both decide, and one decision survives.
+//! id), and the first decision is stored under the send id, in one write with the send it lets
+//! through; later calls return it (`replayed`). Replicas sharing a Qdrant are not serialised:
+//! two replicas racing on one send id may both decide, and one decision survives.
 //!
 //! Availability: the store work of a check runs under a deadline (the caller's gRPC deadline,
 //! less a margin, capped by `--gate-timeout-ms`). When the store is unreachable or the deadline
@@ -157,7 +155,6 @@ impl Engine {
             return replay(&stored);
         }
         let policy = self.gate_policy(tenant).await?;
-        let person = self.get_prospect(tenant, prospect).await?.prospect;
         let draft = match &input.candidate {
             CandidateInput::Draft { title, body, .. } => Some((title.clone(), body.clone())),
             CandidateInput::Content(_) => None,
@@ -200,6 +197,8 @@ impl Engine {
             .collect();
         let mut findings = history_rules(&candidate.vector, planned_at, &past, &reactions, &policy);
         if let Some((title, body)) = &draft {
+            // Only drafts need the prospect's name and company.
+            let person = self.get_prospect(tenant, prospect).await?.prospect;
             let checks = draft_checks(title, body.as_str(), &person.name, &person.company);
             apply_draft_checks(&mut findings, checks, &policy);
         }
@@ -224,7 +223,7 @@ impl Engine {
         if input.dry_run {
             return Ok(outcome);
         }
-        if decision == Decision::Send {
+        let send = if decision == Decision::Send {
             let text = match &draft {
                 Some((title, body)) => embedding_text(title, body.as_str()),
                 None => {
@@ -235,7 +234,7 @@ impl Engine {
                     embedding_text(&c.title, c.body.as_str())
                 }
             };
-            let record = SendRecord {
+            Some(SendRecord {
                 send_id: input.send_id.clone(),
                 decision_id: outcome.decision_id.clone(),
                 candidate_id: candidate.id.clone(),
@@ -243,18 +242,18 @@ impl Engine {
                 sent_at: planned_at,
                 text,
                 vector: candidate.vector.as_ref().clone(),
-            };
-            self.store
-                .record_send(tenant, prospect, &record)
-                .await
-                .map_err(|e| missing(e, prospect))?;
-        }
+            })
+        } else {
+            None
+        };
         let body = serde_json::to_string(&outcome)
             .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))?;
+        // The decision and the send it lets through are written together, once per send id.
         match self
             .store
-            .put_decision(tenant, prospect, &input.send_id, &body)
-            .await?
+            .record_decision(tenant, prospect, &input.send_id, &body, send.as_ref())
+            .await
+            .map_err(|e| missing(e, prospect))?
         {
             Some(first) => replay(&first),
             None => Ok(outcome),

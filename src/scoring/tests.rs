@@ -227,7 +227,9 @@ proptest! {
         let close = profile(vec![signal("s", Polarity::Positive, 3, at(near))]);
         let a = assess(&x(), &far, baseline(mean), NOW, &config);
         let b = assess(&x(), &close, baseline(mean), NOW, &config);
-        prop_assert!(b.score >= a.score);
+        // Profiles keep vectors at 8 bits: similarities carry an error of about 1e-3, which the
+        // score's steepest slope (about 4 per unit of relevance) turns into at most ~0.01.
+        prop_assert!(b.score >= a.score - 0.01, "{} < {}", b.score, a.score);
     }
 
     #[test]

@@ -140,14 +140,6 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(ProspectId, f32)>, StoreError>;
 
-    /// Records a send of the prospect's. `MissingProspect` when the prospect does not exist.
-    async fn record_send(
-        &self,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-        send: &SendRecord,
-    ) -> Result<(), StoreError>;
-
     /// The prospect's sends at or after `since`, newest first, at most `limit`.
     async fn sends(
         &self,
@@ -174,14 +166,17 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<EngagementRecord>, StoreError>;
 
-    /// Stores the gate's decision for a send id unless one is stored already; returns the one
-    /// that was there first (then nothing is written). The decision is opaque text to the store.
-    async fn put_decision(
+    /// Stores the gate's decision for a send id, and the send itself when the decision let it
+    /// through, in one atomic write, unless a decision is stored for the send id already: then
+    /// nothing is written and the stored one is returned. Decisions and sends are opaque to the
+    /// store apart from their keys. `MissingProspect` when the prospect does not exist.
+    async fn record_decision(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
-        send: &SendId,
+        send_id: &SendId,
         decision: &str,
+        send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError>;
 
     /// The stored decision for a send id.

@@ -688,31 +688,6 @@ impl VectorStore for QdrantStore {
             .collect()
     }
 
-    async fn record_send(
-        &self,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-        send: &SendRecord,
-    ) -> Result<(), StoreError> {
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Err(StoreError::MissingProspect);
-        }
-        let id = point_id(tenant, KIND_SEND, send.send_id.as_str());
-        if !self.existing(vec![id.clone()]).await?.is_empty() {
-            return Ok(()); // recorded once; a retry changes nothing
-        }
-        let mut payload = base_payload(tenant, KIND_SEND);
-        payload.insert("prospect_id", prospect.to_string());
-        payload.insert("send_id", send.send_id.to_string());
-        payload.insert("decision_id", send.decision_id.clone());
-        payload.insert("candidate_id", send.candidate_id.clone());
-        payload.insert("channel", send.channel.clone());
-        payload.insert("sent_at", send.sent_at);
-        payload.insert("text", send.text.clone());
-        self.upsert(PointStruct::new(id, named(&send.vector), payload))
-            .await
-    }
-
     async fn sends(
         &self,
         tenant: &Tenant,
@@ -809,28 +784,55 @@ impl VectorStore for QdrantStore {
         Ok(out)
     }
 
-    async fn put_decision(
+    async fn record_decision(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
-        send: &SendId,
+        send_id: &SendId,
         decision: &str,
+        send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
         // Read, then write: two replicas deciding the same send id at the same instant can both
-        // write; the point id is the same, so one decision survives (see the module docs).
-        if let Some(existing) = self.get_decision(tenant, send).await? {
+        // write; the point ids are the same, so one send and one decision survive (module docs).
+        if let Some(existing) = self.get_decision(tenant, send_id).await? {
             return Ok(Some(existing));
+        }
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Err(StoreError::MissingProspect);
         }
         let mut payload = base_payload(tenant, KIND_DECISION);
         payload.insert("prospect_id", prospect.to_string());
-        payload.insert("send_id", send.to_string());
+        payload.insert("send_id", send_id.to_string());
         payload.insert("body", decision);
-        self.upsert(PointStruct::new(
-            point_id(tenant, KIND_DECISION, send.as_str()),
+        let mut points = vec![PointStruct::new(
+            point_id(tenant, KIND_DECISION, send_id.as_str()),
             HashMap::<String, Vec<f32>>::new(),
             payload,
-        ))
-        .await?;
+        )];
+        if let Some(send) = send {
+            let mut payload = base_payload(tenant, KIND_SEND);
+            payload.insert("prospect_id", prospect.to_string());
+            payload.insert("send_id", send.send_id.to_string());
+            payload.insert("decision_id", send.decision_id.clone());
+            payload.insert("candidate_id", send.candidate_id.clone());
+            payload.insert("channel", send.channel.clone());
+            payload.insert("sent_at", send.sent_at);
+            payload.insert("text", send.text.clone());
+            // The send first: a decision is never visible without the send it let through.
+            points.insert(
+                0,
+                PointStruct::new(
+                    point_id(tenant, KIND_SEND, send.send_id.as_str()),
+                    named(&send.vector),
+                    payload,
+                ),
+            );
+        }
+        // One request, applied in order.
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
+            .await
+            .map_err(backend)?;
         Ok(None)
     }
 

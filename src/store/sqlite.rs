@@ -6,15 +6,22 @@
 //! well under 100 ms to a few hundred thousand signals per tenant (docs/benchmarks.md) — past
 //! that, use the Qdrant adapter.
 //!
-//! rusqlite's `Connection` is blocking and not `Sync`: it sits behind a mutex and every call
-//! runs on tokio's blocking pool, never on an async worker.
+//! Concurrency: rusqlite's `Connection` is blocking and not `Sync`, and nothing blocking runs on
+//! an async worker. Writes go to one writer thread that owns the write connection and commits
+//! whatever has queued up in one transaction (group commit): every request in the batch runs in
+//! its own savepoint, so one failing request changes nothing and does not fail the others, and
+//! its caller is answered only after the commit is durable. One fsync then serves many writers.
+//! Reads run on tokio's blocking pool, each on a connection from a small pool of read
+//! connections, and never wait for a commit (WAL readers see the last committed state).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
 use crate::domain::{
@@ -99,10 +106,33 @@ CREATE TABLE IF NOT EXISTS content (
 );
 ";
 
+/// Most write requests committed together in one transaction.
+const MAX_BATCH: usize = 256;
+/// Write requests that may wait for the writer before callers wait to enqueue.
+const WRITE_QUEUE: usize = 4096;
+/// Idle read connections kept open.
+const IDLE_READERS: usize = 8;
+
+/// Called after the batch commit with its outcome; answers the request's caller.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// One write request: runs inside the batch transaction, returns how to answer its caller.
+type WriteJob = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+
 /// The embedded SQLite adapter.
 pub struct SqliteStore {
-    conn: Arc<Mutex<Option<Connection>>>,
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    closed: Arc<AtomicBool>,
     dimension: usize,
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    Ok(conn)
 }
 
 impl SqliteStore {
@@ -113,15 +143,10 @@ impl SqliteStore {
             StoreError::Unavailable(format!("creating {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(FILE_NAME);
-        let conn = Connection::open(&path)
-            .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        let conn = connect(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         let stored: Option<String> = conn
@@ -150,39 +175,144 @@ impl SqliteStore {
                 .map_err(backend)?;
             }
         }
+        let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, receiver))
+            .map_err(|e| StoreError::Unavailable(format!("starting the writer: {e}")))?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(Some(conn))),
+            path,
+            writer: Mutex::new(Some(sender)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            closed: Arc::new(AtomicBool::new(false)),
             dimension,
         })
     }
 
-    /// Closes the database; every later call is `StoreError::Unavailable`. For orderly
-    /// shutdown, and for testing how callers behave without a store.
+    /// Closes the database: queued writes are committed, then every later call is
+    /// `StoreError::Unavailable`. For orderly shutdown, and for testing how callers behave
+    /// without a store.
     pub fn close(&self) {
-        let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(conn) = slot.take()
-            && let Err((_, e)) = conn.close()
-        {
-            tracing::warn!(error = %e, "closing the SQLite store");
-        }
+        self.closed.store(true, Ordering::SeqCst);
+        // Dropping the sender lets the writer finish its queue and close its connection.
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
-    /// Runs `f` with the connection on the blocking pool.
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    fn unavailable() -> StoreError {
+        StoreError::Unavailable("the store is closed".into())
+    }
+
+    /// Runs a read on a pooled read connection, on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Self::unavailable());
+        }
+        let (readers, closed, path) =
+            (self.readers.clone(), self.closed.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
-            let mut slot = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            match slot.as_mut() {
-                Some(conn) => f(conn),
-                None => Err(StoreError::Unavailable("the store is closed".into())),
+            let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => {
+                    let conn = connect(&path)?;
+                    conn.pragma_update(None, "query_only", "ON")
+                        .map_err(backend)?;
+                    conn
+                }
+            };
+            let result = f(&mut conn);
+            let mut idle = readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if !closed.load(Ordering::SeqCst) && idle.len() < IDLE_READERS {
+                idle.push(conn);
             }
+            result
         })
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Runs a write on the writer thread, in its own savepoint of the next batch; answers once
+    /// the batch is durably committed.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(Self::unavailable)?;
+        let (answer, answered) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn: &Connection| -> Finish {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), StoreError>| {
+                // The caller may have gone (deadline); nothing to do then.
+                let _ = answer.send(commit.and(result));
+            })
+        });
+        sender.send(job).await.map_err(|_| Self::unavailable())?;
+        answered.await.map_err(|_| Self::unavailable())?
+    }
+}
+
+/// Runs `f` inside a savepoint: its writes are kept when it succeeds and undone when it fails.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT request").map_err(backend)?;
+    let result = f(conn);
+    let end = if result.is_ok() {
+        "RELEASE request"
+    } else {
+        "ROLLBACK TO request; RELEASE request"
+    };
+    conn.execute_batch(end).map_err(backend)?;
+    result
+}
+
+/// The writer thread: takes what is queued, runs it in one transaction, commits, answers.
+fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Dropping the unrun requests answers their callers with Unavailable.
+                tracing::error!(error = %backend(e), "sqlite: cannot begin a transaction");
+                continue;
+            }
+        };
+        let finishers: Vec<Finish> = batch.into_iter().map(|job| job(&tx)).collect();
+        let outcome = tx.commit().map_err(backend);
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "sqlite: commit failed");
+        }
+        for finish in finishers {
+            finish(outcome.clone());
+        }
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the SQLite store");
     }
 }
 
@@ -200,7 +330,7 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-fn prospect_exists(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<bool, StoreError> {
+fn prospect_exists(tx: &Connection, tenant: &str, id: &str) -> Result<bool, StoreError> {
     tx.query_row(
         "SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?2",
         params![tenant, id],
@@ -244,7 +374,7 @@ fn read_signal(row: &rusqlite::Row<'_>) -> Result<SignalRecord, StoreError> {
 #[async_trait]
 impl VectorStore for SqliteStore {
     async fn health(&self) -> Result<(), StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         })
@@ -258,7 +388,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let tenant = tenant.to_string();
         let p = prospect.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let attributes = serde_json::to_string(&p.attributes)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             conn.execute(
@@ -290,7 +420,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Option<ProspectSummary>, StoreError> {
         let tenant = tenant.to_string();
         let id = id.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let row = conn
                 .query_row(
                     "SELECT name, company, role, attributes FROM prospects
@@ -334,8 +464,8 @@ impl VectorStore for SqliteStore {
     ) -> Result<Option<u32>, StoreError> {
         let tenant = tenant.to_string();
         let id = id.to_string();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn;
             let signals = tx
                 .execute(
                     "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
@@ -355,7 +485,6 @@ impl VectorStore for SqliteStore {
                     params![tenant, id],
                 )
                 .map_err(backend)?;
-            tx.commit().map_err(backend)?;
             Ok((prospects > 0).then_some(signals as u32))
         })
         .await
@@ -371,8 +500,8 @@ impl VectorStore for SqliteStore {
         let prospect = prospect.to_string();
         let signals = signals.to_vec();
         let dimension = self.dimension;
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn;
             if !prospect_exists(&tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
@@ -425,7 +554,6 @@ impl VectorStore for SqliteStore {
                 }
             }
             write.total = signal_count(&tx, &tenant, &prospect)?;
-            tx.commit().map_err(backend)?;
             Ok(write)
         })
         .await
@@ -440,8 +568,8 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn;
             if !prospect_exists(&tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
@@ -459,7 +587,6 @@ impl VectorStore for SqliteStore {
                 }
             }
             let remaining = signal_count(&tx, &tenant, &prospect)?;
-            tx.commit().map_err(backend)?;
             Ok((deleted, remaining))
         })
         .await
@@ -472,7 +599,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Option<Vec<SignalRecord>>, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             if !prospect_exists(&tx, &tenant, &prospect)? {
                 return Ok(None);
@@ -503,7 +630,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let tenant = tenant.to_string();
         let c = content.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tags =
                 serde_json::to_string(&c.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
             conn.execute(
@@ -535,7 +662,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Option<ContentRecord>, StoreError> {
         let tenant = tenant.to_string();
         let id = id.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let row = conn
                 .query_row(
                     "SELECT kind, title, body, tags, vector FROM content
@@ -571,7 +698,7 @@ impl VectorStore for SqliteStore {
     async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError> {
         let tenant = tenant.to_string();
         let id = id.to_string();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let n = conn
                 .execute(
                     "DELETE FROM content WHERE tenant = ?1 AND id = ?2",
@@ -585,7 +712,7 @@ impl VectorStore for SqliteStore {
 
     async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError> {
         let tenant = tenant.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT COUNT(*) FROM prospects WHERE tenant = ?1",
                 params![tenant],
@@ -602,7 +729,7 @@ impl VectorStore for SqliteStore {
         n: usize,
     ) -> Result<Vec<ProspectId>, StoreError> {
         let tenant = tenant.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT id FROM prospects WHERE tenant = ?1 ORDER BY sample_key, id LIMIT ?2",
@@ -629,7 +756,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
         let tenant = tenant.to_string();
         let query = vector.to_vec();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT prospect_id, vector FROM signals
@@ -671,43 +798,6 @@ impl VectorStore for SqliteStore {
         .await
     }
 
-    async fn record_send(
-        &self,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-        send: &SendRecord,
-    ) -> Result<(), StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let send = send.clone();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            if !prospect_exists(&tx, &tenant, &prospect)? {
-                return Err(StoreError::MissingProspect);
-            }
-            tx.execute(
-                "INSERT INTO sends
-                   (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (tenant, send_id) DO NOTHING",
-                params![
-                    tenant,
-                    send.send_id.as_str(),
-                    prospect,
-                    send.decision_id,
-                    send.candidate_id,
-                    send.channel,
-                    send.sent_at,
-                    send.text,
-                    to_blob(&send.vector)
-                ],
-            )
-            .map_err(backend)?;
-            tx.commit().map_err(backend)
-        })
-        .await
-    }
-
     async fn sends(
         &self,
         tenant: &Tenant,
@@ -717,7 +807,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Vec<SendRecord>, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT send_id, decision_id, candidate_id, channel, sent_at, text, vector
@@ -756,8 +846,8 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
         let e = engagement.clone();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+        self.write(move |conn| {
+            let tx = conn;
             if !prospect_exists(&tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
@@ -768,7 +858,7 @@ impl VectorStore for SqliteStore {
                 params![tenant, prospect, e.send_id.as_str(), e.kind.as_str(), e.at],
             )
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            Ok(())
         })
         .await
     }
@@ -781,7 +871,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Vec<EngagementRecord>, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT send_id, kind, at FROM engagements
@@ -808,36 +898,60 @@ impl VectorStore for SqliteStore {
         .await
     }
 
-    async fn put_decision(
+    async fn record_decision(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
-        send: &SendId,
+        send_id: &SendId,
         decision: &str,
+        send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
-        let send = send.to_string();
+        let send_id = send_id.to_string();
         let decision = decision.to_owned();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            let existing: Option<String> = tx
+        let send = send.cloned();
+        self.write(move |conn| {
+            if !prospect_exists(conn, &tenant, &prospect)? {
+                return Err(StoreError::MissingProspect);
+            }
+            let existing: Option<String> = conn
                 .query_row(
                     "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
-                    params![tenant, send],
+                    params![tenant, send_id],
                     |r| r.get(0),
                 )
                 .optional()
                 .map_err(backend)?;
-            if existing.is_none() {
-                tx.execute(
-                    "INSERT INTO decisions (tenant, send_id, prospect_id, body) VALUES (?1, ?2, ?3, ?4)",
-                    params![tenant, send, prospect, decision],
+            if existing.is_some() {
+                return Ok(existing);
+            }
+            conn.execute(
+                "INSERT INTO decisions (tenant, send_id, prospect_id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![tenant, send_id, prospect, decision],
+            )
+            .map_err(backend)?;
+            if let Some(send) = send {
+                conn.execute(
+                    "INSERT INTO sends
+                       (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (tenant, send_id) DO NOTHING",
+                    params![
+                        tenant,
+                        send.send_id.as_str(),
+                        prospect,
+                        send.decision_id,
+                        send.candidate_id,
+                        send.channel,
+                        send.sent_at,
+                        send.text,
+                        to_blob(&send.vector)
+                    ],
                 )
                 .map_err(backend)?;
             }
-            tx.commit().map_err(backend)?;
-            Ok(existing)
+            Ok(None)
         })
         .await
     }
@@ -849,7 +963,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Option<String>, StoreError> {
         let tenant = tenant.to_string();
         let send = send.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
                 params![tenant, send],
@@ -864,7 +978,7 @@ impl VectorStore for SqliteStore {
     async fn put_policy(&self, tenant: &Tenant, policy: &str) -> Result<(), StoreError> {
         let tenant = tenant.to_string();
         let policy = policy.to_owned();
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO policies (tenant, body) VALUES (?1, ?2)
                  ON CONFLICT (tenant) DO UPDATE SET body = excluded.body",
@@ -878,7 +992,7 @@ impl VectorStore for SqliteStore {
 
     async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError> {
         let tenant = tenant.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT body FROM policies WHERE tenant = ?1",
                 params![tenant],

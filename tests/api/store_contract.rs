@@ -211,26 +211,33 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         text: format!("sent {id}"),
         vector: vector(30, 0.2),
     };
-    store
-        .record_send(&t, &pid("p1"), &send("a", 1_000))
-        .await
-        .unwrap();
-    store
-        .record_send(&t, &pid("p1"), &send("b", 3_000))
-        .await
-        .unwrap();
-    store
-        .record_send(&t, &pid("p1"), &send("a", 9_000))
-        .await
-        .unwrap(); // a retry: ignored
+    let sid = |id: &str| SendId::parse(id).unwrap();
+    let a = send("a", 1_000);
+    assert_eq!(store.get_decision(&t, &sid("a")).await.unwrap(), None);
+    let (p1, sa, sb, sc) = (pid("p1"), sid("a"), sid("b"), sid("c"));
+    let first = store.record_decision(&t, &p1, &sa, "first", Some(&a));
+    assert_eq!(first.await.unwrap(), None);
+    let b = send("b", 3_000);
+    let second = store.record_decision(&t, &p1, &sb, "sent b", Some(&b));
+    assert_eq!(second.await.unwrap(), None);
+    // A retry writes nothing (not even its send) and returns the first decision.
+    let retry = send("a", 9_000);
+    let again = store.record_decision(&t, &p1, &sa, "second", Some(&retry));
+    assert_eq!(again.await.unwrap().as_deref(), Some("first"));
+    // A decision that let nothing through records no send.
+    let rejected = store.record_decision(&t, &p1, &sc, "rejected", None);
+    assert_eq!(rejected.await.unwrap(), None);
+    let ghost = send("x", 1);
     assert!(matches!(
-        store.record_send(&t, &pid("ghost"), &send("x", 1)).await,
+        store
+            .record_decision(&t, &pid("ghost"), &sid("x"), "d", Some(&ghost))
+            .await,
         Err(StoreError::MissingProspect)
     ));
     let all = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|s| s.send_id.as_str()).collect();
     assert_eq!(ids, ["b", "a"]);
-    assert_eq!(all[1], send("a", 1_000));
+    assert_eq!(all[1], a);
     let recent = store.sends(&t, &pid("p1"), 2_000, 10).await.unwrap();
     assert_eq!(recent.len(), 1);
     assert!(
@@ -242,7 +249,7 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     );
 
     let engagement = |kind, at| EngagementRecord {
-        send_id: SendId::parse("a").unwrap(),
+        send_id: sid("a"),
         kind,
         at,
     };
@@ -267,28 +274,15 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         ]
     );
 
-    let sid = SendId::parse("a").unwrap();
-    assert_eq!(store.get_decision(&t, &sid).await.unwrap(), None);
     assert_eq!(
-        store
-            .put_decision(&t, &pid("p1"), &sid, "first")
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .put_decision(&t, &pid("p1"), &sid, "second")
-            .await
-            .unwrap()
-            .as_deref(),
+        store.get_decision(&t, &sid("a")).await.unwrap().as_deref(),
         Some("first")
     );
     assert_eq!(
-        store.get_decision(&t, &sid).await.unwrap().as_deref(),
-        Some("first")
+        store.get_decision(&t, &sid("c")).await.unwrap().as_deref(),
+        Some("rejected")
     );
-    assert_eq!(store.get_decision(&other, &sid).await.unwrap(), None);
+    assert_eq!(store.get_decision(&other, &sid("a")).await.unwrap(), None);
 
     assert_eq!(store.get_policy(&t).await.unwrap(), None);
     store.put_policy(&t, "{\"max_sends\":5}").await.unwrap();
