@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -176,12 +176,19 @@ impl App {
                     .max_decoding_message_size(n)
                     .max_encoding_message_size(n),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
-                shutdown.await;
-                readiness.abort();
-                set_all(&reporter, ServingStatus::NotServing).await;
-                tracing::info!("shutting down: draining in-flight requests");
-            })
+            // Our own listener (so port 0 works) means tonic does not set TCP_NODELAY itself:
+            // without it, a response written in two parts waits ~40 ms for a delayed ACK.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(Duration::from_secs(60))),
+                async {
+                    shutdown.await;
+                    readiness.abort();
+                    set_all(&reporter, ServingStatus::NotServing).await;
+                    tracing::info!("shutting down: draining in-flight requests");
+                },
+            )
             .await;
         if let StoreHandle::Sqlite(s) = &self.store {
             s.close();

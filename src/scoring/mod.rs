@@ -87,7 +87,7 @@ impl Default for ScoringConfig {
             relevance_scale: 0.06,
             specificity_midpoint: 0.45,
             specificity_scale: 0.05,
-            generic_share: 0.5,
+            generic_share: 0.49,
             min_baseline_prospects: 3,
             baseline_sample: 64,
             send_threshold: 0.6,
