@@ -166,6 +166,30 @@ fn draft_text(i: u64) -> (String, String) {
     )
 }
 
+/// The registered piece request `i` scores.
+fn piece(i: u64, contents: u64) -> Option<pb::Candidate> {
+    Some(pb::Candidate {
+        item: Some(pb::candidate::Item::ContentId(format!("c{}", i % contents))),
+    })
+}
+
+/// A new draft for request `i` (offset so that workloads never share texts).
+fn new_draft(i: u64) -> Option<pb::Candidate> {
+    let (title, body) = draft_text(i);
+    Some(pb::Candidate {
+        item: Some(pb::candidate::Item::Draft(pb::Draft {
+            title,
+            body,
+            id: String::new(),
+        })),
+    })
+}
+
+/// The prospect request `i` is for: a stride through all of them.
+fn prospect_of(i: u64, prospects: u64) -> String {
+    format!("p{}", (i * 7919) % prospects)
+}
+
 struct Server {
     child: Option<Child>,
     addr: String,
@@ -465,10 +489,8 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
             async move {
                 c.score(pb::ScoreRequest {
                     tenant: TENANT.into(),
-                    prospect_id: format!("p{}", (i * 7919) % prospects),
-                    candidate: Some(pb::Candidate {
-                        item: Some(pb::candidate::Item::ContentId(format!("c{}", i % contents))),
-                    }),
+                    prospect_id: prospect_of(i, prospects),
+                    candidate: piece(i, contents),
                 })
                 .await
                 .map(|_| ())
@@ -490,7 +512,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                 async move {
                     c.score(pb::ScoreRequest {
                         tenant: TENANT.into(),
-                        prospect_id: format!("p{}", (i * 7919) % prospects),
+                        prospect_id: prospect_of(i, prospects),
                         candidate: Some(pb::Candidate {
                             item: Some(pb::candidate::Item::ContentId(format!(
                                 "c{}",
@@ -512,18 +534,12 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         let prospects = s.prospects as u64;
         load("Score, drafts", s.draft_concurrency, duration, move |i| {
             let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
-            let (title, body) = draft_text(i);
+            let candidate = new_draft(i);
             async move {
                 c.score(pb::ScoreRequest {
                     tenant: TENANT.into(),
-                    prospect_id: format!("p{}", (i * 7919) % prospects),
-                    candidate: Some(pb::Candidate {
-                        item: Some(pb::candidate::Item::Draft(pb::Draft {
-                            title,
-                            body,
-                            id: String::new(),
-                        })),
-                    }),
+                    prospect_id: prospect_of(i, prospects),
+                    candidate,
                 })
                 .await
                 .map(|_| ())
@@ -546,7 +562,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                 async move {
                     c.check(pb::CheckRequest {
                         tenant: TENANT.into(),
-                        prospect_id: format!("p{}", (i * 7919) % prospects),
+                        prospect_id: prospect_of(i, prospects),
                         candidate: Some(pb::Candidate {
                             item: Some(pb::candidate::Item::ContentId(format!(
                                 "c{}",
@@ -572,18 +588,12 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         let prospects = s.prospects as u64;
         load("Check, drafts", s.draft_concurrency, duration, move |i| {
             let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
-            let (title, body) = draft_text(2_000_000 + i);
+            let candidate = new_draft(2_000_000 + i);
             async move {
                 c.check(pb::CheckRequest {
                     tenant: TENANT.into(),
-                    prospect_id: format!("p{}", (i * 7919) % prospects),
-                    candidate: Some(pb::Candidate {
-                        item: Some(pb::candidate::Item::Draft(pb::Draft {
-                            title,
-                            body,
-                            id: String::new(),
-                        })),
-                    }),
+                    prospect_id: prospect_of(i, prospects),
+                    candidate,
                     send_id: format!("bench-draft-{i}"),
                     channel: "email".into(),
                     planned_at: None,
@@ -602,18 +612,12 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         let prospects = s.prospects as u64;
         load("Score, drafts, one at a time", 1, duration / 2, move |i| {
             let mut c = ScoringServiceClient::new(chans[0].clone());
-            let (title, body) = draft_text(500_000 + i);
+            let candidate = new_draft(500_000 + i);
             async move {
                 c.score(pb::ScoreRequest {
                     tenant: TENANT.into(),
-                    prospect_id: format!("p{}", (i * 7919) % prospects),
-                    candidate: Some(pb::Candidate {
-                        item: Some(pb::candidate::Item::Draft(pb::Draft {
-                            title,
-                            body,
-                            id: String::new(),
-                        })),
-                    }),
+                    prospect_id: prospect_of(i, prospects),
+                    candidate,
                 })
                 .await
                 .map(|_| ())
@@ -631,9 +635,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
             async move {
                 c.find_audience(pb::FindAudienceRequest {
                     tenant: TENANT.into(),
-                    candidate: Some(pb::Candidate {
-                        item: Some(pb::candidate::Item::ContentId(format!("c{}", i % contents))),
-                    }),
+                    candidate: piece(i, contents),
                     limit: 10,
                 })
                 .await

@@ -251,6 +251,11 @@ pub struct GateConfig {
     /// milliseconds (a shorter caller deadline wins).
     #[arg(long, env = "PERTINENT_GATE_TIMEOUT_MS", default_value_t = 1_000)]
     pub gate_timeout_ms: u64,
+
+    /// Memory for prospects' send and engagement histories read by the gate, in MiB (about
+    /// 1.6 KiB per send).
+    #[arg(long, env = "PERTINENT_GATE_HISTORY_MIB", default_value_t = 32)]
+    pub history_cache_mib: u64,
 }
 
 /// What the gate answers when the store is unavailable.

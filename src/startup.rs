@@ -101,6 +101,7 @@ impl App {
             cache_ttl: matches!(handle, StoreHandle::Qdrant(_)).then(|| settings.store.cache_ttl()),
             profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
             text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
+            history_cache_bytes: settings.gate.history_cache_mib * 1024 * 1024,
         };
         let gate = settings.gate.load()?;
         let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));

@@ -16,10 +16,31 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use super::{EngineError, EngineLimits, ResolvedCandidate};
-use crate::domain::{ContentId, Millis, ProspectId, SendId, Tenant};
+use crate::domain::{ContentId, EngagementRecord, Millis, ProspectId, SendId, SendRecord, Tenant};
 use crate::scoring::gate::GatePolicy;
 use crate::scoring::{Profile, ProfileSignal, ScoringConfig, relevance_value};
 use crate::store::{StoreError, VectorStore};
+
+/// What the gate needs of a prospect's history: sends (without their texts) and engagements,
+/// newest first.
+pub(super) struct GateHistory {
+    pub sends: Vec<SendRecord>,
+    pub engagements: Vec<EngagementRecord>,
+}
+
+impl GateHistory {
+    fn approx_bytes(&self) -> usize {
+        self.sends
+            .iter()
+            .map(|s| s.vector.len() * 4 + s.send_id.as_str().len() + 64)
+            .sum::<usize>()
+            + self.engagements.len() * 64
+            + 64
+    }
+}
+
+/// How many sends or engagements of one prospect the gate reads at most.
+pub(super) const HISTORY_LIMIT: usize = 1000;
 
 /// A tenant's baseline sample.
 struct Sample {
@@ -69,6 +90,8 @@ pub(super) struct Caches {
     policies: Cache<Tenant, Arc<GatePolicy>>,
     /// One lock per send id being checked, so concurrent retries of one send run one at a time.
     send_locks: Cache<(Tenant, SendId), Arc<tokio::sync::Mutex<()>>>,
+    /// Gate histories by prospect.
+    histories: Cache<(Tenant, ProspectId), Arc<GateHistory>>,
 }
 
 impl Caches {
@@ -115,7 +138,53 @@ impl Caches {
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(60))
                 .build(),
+            histories: {
+                let builder = Cache::builder()
+                    .max_capacity(limits.history_cache_bytes)
+                    .weigher(|_: &(Tenant, ProspectId), h: &Arc<GateHistory>| {
+                        h.approx_bytes().try_into().unwrap_or(u32::MAX)
+                    });
+                match ttl {
+                    Some(ttl) => builder.time_to_live(ttl).build(),
+                    None => builder.build(),
+                }
+            },
         }
+    }
+
+    /// The prospect's gate history, from memory or the store.
+    pub(super) async fn history(
+        &self,
+        store: &dyn VectorStore,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+    ) -> Result<Arc<GateHistory>, EngineError> {
+        self.histories
+            .try_get_with((tenant.clone(), prospect.clone()), async {
+                let (sends, engagements) = tokio::join!(
+                    store.sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT),
+                    store.engagements(tenant, prospect, HISTORY_LIMIT),
+                );
+                let mut sends = sends?;
+                // The texts are only needed when a reply turns a send into a signal, and are
+                // read from the store then.
+                for s in &mut sends {
+                    s.text = String::new();
+                }
+                Ok::<_, StoreError>(Arc::new(GateHistory {
+                    sends,
+                    engagements: engagements?,
+                }))
+            })
+            .await
+            .map_err(|e| EngineError::Store(e.as_ref().clone()))
+    }
+
+    /// The prospect's sends or engagements changed.
+    pub(super) async fn history_changed(&self, tenant: &Tenant, prospect: &ProspectId) {
+        self.histories
+            .invalidate(&(tenant.clone(), prospect.clone()))
+            .await;
     }
 
     /// The lock of one send id.
@@ -155,11 +224,12 @@ impl Caches {
             .map_err(|e| EngineError::Store(e.as_ref().clone()))
     }
 
-    /// A prospect or its signals changed: its profile and its tenant's sample are stale.
+    /// A prospect or its signals changed: its profile, its gate history and its tenant's
+    /// sample are stale.
     pub(super) async fn prospect_changed(&self, tenant: &Tenant, prospect: &ProspectId) {
-        self.profiles
-            .invalidate(&(tenant.clone(), prospect.clone()))
-            .await;
+        let key = (tenant.clone(), prospect.clone());
+        self.profiles.invalidate(&key).await;
+        self.histories.invalidate(&key).await;
         self.samples.invalidate(tenant).await;
     }
 

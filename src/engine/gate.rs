@@ -27,8 +27,7 @@ use crate::scoring::gate::{
 use crate::scoring::{Decision, Reason, ReasonCode};
 use crate::store::StoreError;
 
-/// How many sends or engagements of one prospect are read at most.
-const HISTORY_LIMIT: usize = 1000;
+use super::cache::HISTORY_LIMIT;
 
 /// One Check call.
 #[derive(Debug, Clone)]
@@ -171,24 +170,19 @@ impl Engine {
             .remove(0);
 
         let since = planned_at.saturating_sub(policy.lookback_millis());
-        let sends = self
-            .store
-            .sends(tenant, prospect, since, HISTORY_LIMIT)
-            .await?;
-        let engagements = self
-            .store
-            .engagements(tenant, prospect, HISTORY_LIMIT)
-            .await?;
-        let past: Vec<PastSend<'_>> = sends
+        let history = self.caches.history(&*self.store, tenant, prospect).await?;
+        let past: Vec<PastSend<'_>> = history
+            .sends
             .iter()
-            .filter(|s| s.send_id != input.send_id)
+            .filter(|s| s.send_id != input.send_id && s.sent_at >= since)
             .map(|s| PastSend {
                 send_id: s.send_id.as_str(),
                 sent_at: s.sent_at,
                 vector: &s.vector,
             })
             .collect();
-        let reactions: Vec<PastEngagement> = engagements
+        let reactions: Vec<PastEngagement> = history
+            .engagements
             .iter()
             .map(|e| PastEngagement {
                 kind: e.kind,
@@ -249,12 +243,14 @@ impl Engine {
         let body = serde_json::to_string(&outcome)
             .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))?;
         // The decision and the send it lets through are written together, once per send id.
-        match self
+        let recorded = self
             .store
             .record_decision(tenant, prospect, &input.send_id, &body, send.as_ref())
-            .await
-            .map_err(|e| missing(e, prospect))?
-        {
+            .await;
+        if send.is_some() {
+            self.caches.history_changed(tenant, prospect).await;
+        }
+        match recorded.map_err(|e| missing(e, prospect))? {
             Some(first) => replay(&first),
             None => Ok(outcome),
         }
@@ -269,11 +265,12 @@ impl Engine {
         engagement: EngagementRecord,
         text: Option<Text>,
     ) -> Result<Vec<SignalId>, EngineError> {
-        self.store
+        let recorded = self
+            .store
             .record_engagement(tenant, prospect, &engagement)
-            .await
-            .map_err(|e| missing(e, prospect))?;
-        self.caches.prospect_changed(tenant, prospect).await;
+            .await;
+        self.caches.history_changed(tenant, prospect).await;
+        recorded.map_err(|e| missing(e, prospect))?;
         let kind = engagement.kind;
         let negative = matches!(
             kind,

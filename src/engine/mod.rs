@@ -53,6 +53,8 @@ pub struct EngineLimits {
     pub profile_cache_bytes: u64,
     /// Bytes of text embeddings to cache (texts plus vectors).
     pub text_cache_bytes: u64,
+    /// Bytes of prospects' gate histories (sends and engagements) to cache.
+    pub history_cache_bytes: u64,
 }
 
 /// A signal as a client sends it, before embedding.

@@ -408,3 +408,71 @@ async fn qdrant_store_meets_the_contract() {
         })
     ));
 }
+
+/// The whole service on Qdrant: scoring, audience and the gate over gRPC.
+#[tokio::test]
+async fn the_service_runs_end_to_end_on_qdrant() {
+    use crate::helpers::*;
+    use pertinent::grpc::pb;
+    let Some(url) = qdrant_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = unique("pertinent-e2e");
+    let app = spawn_app_in(dir.path(), |s| {
+        s.store.qdrant_url = Some(url.clone());
+        s.store.qdrant_collection = collection.clone();
+    })
+    .await;
+    seed_tenant(&app, "t").await;
+    let r = score(&app, "t", "ben", by_content("access-reviews"))
+        .await
+        .unwrap();
+    assert_ne!(decision(&r), pb::Decision::Reject, "{r:?}");
+    let blast = score(&app, "t", "ben", by_content("company-news"))
+        .await
+        .unwrap();
+    assert_eq!(decision(&blast), pb::Decision::Reject, "{blast:?}");
+    let audience = app
+        .scoring()
+        .find_audience(pb::FindAudienceRequest {
+            tenant: "t".into(),
+            candidate: by_content("no-show"),
+            limit: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(audience[0].prospect_id, "chen");
+    let mut gate = pb::gate_service_client::GateServiceClient::new(app.channel.clone());
+    let check = pb::CheckRequest {
+        tenant: "t".into(),
+        prospect_id: "ana".into(),
+        candidate: by_content("slotting-guide"),
+        send_id: "q-1".into(),
+        channel: "email".into(),
+        planned_at: None,
+        dry_run: false,
+    };
+    let first = gate.check(check.clone()).await.unwrap().into_inner();
+    let again = gate.check(check).await.unwrap().into_inner();
+    assert!(again.replayed && again.decision_id == first.decision_id);
+    let history = gate
+        .history(pb::HistoryRequest {
+            tenant: "t".into(),
+            prospect_id: "ana".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.events.len(), 1);
+    let deleted = app
+        .prospects()
+        .delete_prospect(pb::DeleteProspectRequest {
+            tenant: "t".into(),
+            id: "ana".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.deleted);
+}
