@@ -144,15 +144,39 @@ impl Engine {
         }
     }
 
+    /// A replay is found without an extra read on the common path: a recorded check learns
+    /// of an earlier decision from `record_decision`, which writes nothing then. A dry run, or a
+    /// check whose prospect or piece has gone since, asks for the stored decision first.
     async fn decide(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
         input: CheckInput,
     ) -> Result<GateOutcome, EngineError> {
-        if let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
-            return replay(&stored);
+        if input.dry_run {
+            if let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
+                return replay(&stored);
+            }
+            return self.decide_afresh(tenant, prospect, input).await;
         }
+        let send_id = input.send_id.clone();
+        match self.decide_afresh(tenant, prospect, input).await {
+            Err(EngineError::NotFound { kind, id }) => {
+                match self.store.get_decision(tenant, &send_id).await? {
+                    Some(stored) => replay(&stored),
+                    None => Err(EngineError::NotFound { kind, id }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn decide_afresh(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        input: CheckInput,
+    ) -> Result<GateOutcome, EngineError> {
         let policy = self.gate_policy(tenant).await?;
         let draft = match &input.candidate {
             CandidateInput::Draft { title, body, .. } => Some((title.clone(), body.clone())),

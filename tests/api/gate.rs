@@ -674,3 +674,34 @@ async fn without_a_store_the_gate_answers_its_fail_decision_within_the_deadline(
     .await;
     assert!(is(&d, pb::Decision::Reject), "{d:?}");
 }
+
+#[tokio::test]
+async fn a_retry_replays_even_after_the_piece_was_deleted() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let first = check(
+        &app,
+        check_request("chen", by_content("no-show"), "gone-1", None),
+    )
+    .await;
+    app.content()
+        .delete_content(pb::DeleteContentRequest {
+            tenant: "t".into(),
+            id: "no-show".into(),
+        })
+        .await
+        .unwrap();
+    let retry = check(
+        &app,
+        check_request("chen", by_content("no-show"), "gone-1", None),
+    )
+    .await;
+    assert!(retry.replayed);
+    assert_eq!(retry.decision_id, first.decision_id);
+    // A new send of the deleted piece is NOT_FOUND.
+    let err = gate(&app)
+        .check(check_request("chen", by_content("no-show"), "gone-2", None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
