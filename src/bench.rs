@@ -480,11 +480,10 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     let duration = Duration::from_secs(s.seconds);
     let chans = Arc::new(chans);
 
-    // Warm the caches the way a running service has them warm.
-    let _ = {
-        let chans = chans.clone();
+    // Score on registered content: a stride through prospects and pieces.
+    let score_piece = |chans: Arc<Vec<Channel>>| {
         let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
-        load("warm-up", s.concurrency, Duration::from_secs(2), move |i| {
+        move |i: u64| {
             let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
             async move {
                 c.score(pb::ScoreRequest {
@@ -495,38 +494,25 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                 .await
                 .map(|_| ())
             }
-        })
-        .await?
+        }
     };
+    // Warm the caches the way a running service has them warm.
+    load(
+        "warm-up",
+        s.concurrency,
+        Duration::from_secs(2),
+        score_piece(chans.clone()),
+    )
+    .await?;
 
     eprintln!("bench: Score on registered content...");
-    let content = {
-        let chans = chans.clone();
-        let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
-        load(
-            "Score, registered content",
-            s.concurrency,
-            duration,
-            move |i| {
-                let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
-                async move {
-                    c.score(pb::ScoreRequest {
-                        tenant: TENANT.into(),
-                        prospect_id: prospect_of(i, prospects),
-                        candidate: Some(pb::Candidate {
-                            item: Some(pb::candidate::Item::ContentId(format!(
-                                "c{}",
-                                i % contents
-                            ))),
-                        }),
-                    })
-                    .await
-                    .map(|_| ())
-                }
-            },
-        )
-        .await?
-    };
+    let content = load(
+        "Score, registered content",
+        s.concurrency,
+        duration,
+        score_piece(chans.clone()),
+    )
+    .await?;
 
     eprintln!("bench: Score on drafts (every draft a new text)...");
     let drafts = {
