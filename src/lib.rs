@@ -11,9 +11,11 @@
 //! ```
 //!
 //! The dependency rule: `grpc -> engine -> {scoring, embedding, store} -> domain`. Generated proto
-//! types never leave `grpc/`; fastembed, ort, rusqlite and qdrant-client types never leave their
-//! adapter file; `scoring` and `domain` use nothing but std and serde, and take `now` as an
-//! argument instead of reading a clock.
+//! types never leave `grpc/` on the server side (`eval` and `bench` are gRPC *clients* of the
+//! service and use them as any client would); fastembed, ort, rusqlite and qdrant-client types
+//! never leave their adapter file; `scoring` and `domain` use nothing but std and serde (and
+//! `regex` for the gate's merge-field patterns), and take `now` as an argument instead of
+//! reading a clock.
 
 pub mod bench;
 pub mod config;
