@@ -273,14 +273,17 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT request").map_err(backend)?;
-    let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE request"
-    } else {
-        "ROLLBACK TO request; RELEASE request"
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map_err(backend)
     };
-    conn.execute_batch(end).map_err(backend)?;
+    run("SAVEPOINT request")?;
+    let result = f(conn);
+    if result.is_err() {
+        run("ROLLBACK TO request")?;
+    }
+    run("RELEASE request")?;
     result
 }
 
@@ -331,14 +334,9 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
 }
 
 fn prospect_exists(tx: &Connection, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    tx.query_row(
-        "SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?2",
-        params![tenant, id],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|o| o.is_some())
-    .map_err(backend)
+    tx.prepare_cached("SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| s.exists(params![tenant, id]))
+        .map_err(backend)
 }
 
 fn signal_count(conn: &Connection, tenant: &str, id: &str) -> Result<u32, StoreError> {
@@ -916,28 +914,26 @@ impl VectorStore for SqliteStore {
                 return Err(StoreError::MissingProspect);
             }
             let existing: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
-                    params![tenant, send_id],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2")
+                .and_then(|mut s| s.query_row(params![tenant, send_id], |r| r.get(0)).optional())
                 .map_err(backend)?;
             if existing.is_some() {
                 return Ok(existing);
             }
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO decisions (tenant, send_id, prospect_id, body) VALUES (?1, ?2, ?3, ?4)",
-                params![tenant, send_id, prospect, decision],
             )
+            .and_then(|mut s| s.execute(params![tenant, send_id, prospect, decision]))
             .map_err(backend)?;
             if let Some(send) = send {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO sends
                        (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (tenant, send_id) DO NOTHING",
-                    params![
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
                         tenant,
                         send.send_id.as_str(),
                         prospect,
@@ -947,8 +943,8 @@ impl VectorStore for SqliteStore {
                         send.sent_at,
                         send.text,
                         to_blob(&send.vector)
-                    ],
-                )
+                    ])
+                })
                 .map_err(backend)?;
             }
             Ok(None)

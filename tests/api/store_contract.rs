@@ -119,6 +119,21 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         Err(StoreError::MissingProspect)
     ));
 
+    // A write that fails halfway leaves nothing behind: the good first signal is not kept.
+    let mut wrong = signal("z2", Polarity::Positive, 5);
+    wrong.vector.truncate(10);
+    let half = [signal("z1", Polarity::Positive, 5), wrong];
+    assert!(matches!(
+        store.upsert_signals(&t, &pid("p1"), &half).await,
+        Err(StoreError::DimensionMismatch { .. })
+    ));
+    let after = store
+        .prospect_signals(&t, &pid("p1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.len(), 3, "a failed write must change nothing");
+
     let (deleted, remaining) = store
         .delete_signals(
             &t,
