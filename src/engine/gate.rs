@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{CandidateInput, Engine, EngineError, NewSignal, Scored, now_millis};
+use super::{CandidateInput, Engine, EngineError, NewSignal, Scored, missing_prospect, now_millis};
 use crate::domain::{
     EngagementKind, EngagementRecord, Millis, Polarity, ProspectId, SendId, SendRecord, SignalId,
     SignalSource, Tenant, Text, Weight, embedding_text,
@@ -274,7 +274,7 @@ impl Engine {
         if send.is_some() {
             self.caches.history_changed(tenant, prospect).await;
         }
-        match recorded.map_err(|e| missing(e, prospect))? {
+        match recorded.map_err(|e| missing_prospect(e, prospect))? {
             Some(first) => replay(&first),
             None => Ok(outcome),
         }
@@ -294,7 +294,7 @@ impl Engine {
             .record_engagement(tenant, prospect, &engagement)
             .await;
         self.caches.history_changed(tenant, prospect).await;
-        recorded.map_err(|e| missing(e, prospect))?;
+        recorded.map_err(|e| missing_prospect(e, prospect))?;
         let kind = engagement.kind;
         let negative = matches!(
             kind,
@@ -414,8 +414,4 @@ fn fail_outcome(decision: Decision) -> GateOutcome {
         repeat_of: None,
         replayed: false,
     }
-}
-
-fn missing(e: StoreError, prospect: &ProspectId) -> EngineError {
-    super::missing_prospect(e, prospect)
 }

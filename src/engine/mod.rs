@@ -143,11 +143,6 @@ impl Engine {
         }
     }
 
-    /// The scoring parameters in force.
-    pub fn config(&self) -> &ScoringConfig {
-        &self.config
-    }
-
     /// Ok when the model and the store both answer.
     pub async fn health(&self) -> Result<(), EngineError> {
         self.embedder.health().await?;
