@@ -71,6 +71,49 @@ pub struct BenchSettings {
     /// ONNX intra-op threads per worker.
     #[arg(long, default_value_t = 1)]
     pub embed_threads: usize,
+
+    /// The workloads to run, in this order (comma-separated). The raw-model comparison runs
+    /// when `drafts` is among them.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "score,drafts,check,check-dry-run,check-drafts,single-draft,audience"
+    )]
+    pub workloads: Vec<Workload>,
+}
+
+/// One workload of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Score on registered content, `--concurrency` at once.
+    Score,
+    /// Score on drafts, each a new text, `--draft-concurrency` at once.
+    Drafts,
+    /// Recorded Check on registered content, each with a new send id.
+    Check,
+    /// Check on registered content with `dry_run` (nothing written).
+    CheckDryRun,
+    /// Recorded Check on drafts, each a new text.
+    CheckDrafts,
+    /// Score on drafts, one at a time.
+    SingleDraft,
+    /// FindAudience with limit 10, one at a time.
+    Audience,
+}
+
+impl Workload {
+    fn title(self) -> &'static str {
+        match self {
+            Workload::Score => "Score, registered content",
+            Workload::Drafts => "Score, drafts",
+            Workload::Check => "Check, registered content",
+            Workload::CheckDryRun => "Check, registered content, dry run",
+            Workload::CheckDrafts => "Check, drafts",
+            Workload::SingleDraft => "Score, drafts, one at a time",
+            Workload::Audience => "FindAudience, limit 10",
+        }
+    }
 }
 
 const TENANT: &str = "bench";
@@ -206,6 +249,20 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// CPU time the server process has used so far (user + system), from /proc.
+    fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    }
+
     fn peak_rss_mib(&self) -> Option<f64> {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -365,9 +422,16 @@ struct Measured {
     errors: u64,
     elapsed: Duration,
     histogram: Histogram<u64>,
+    /// Server CPU time spent during the workload, when the bench started the server.
+    server_cpu: Option<Duration>,
 }
 
 impl Measured {
+    /// Server CPU microseconds per request.
+    fn cpu_us(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -438,6 +502,7 @@ where
         errors: errors.load(Ordering::Relaxed),
         elapsed,
         histogram,
+        server_cpu: None,
     })
 }
 
@@ -479,10 +544,10 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     let rss_after_seed = server.peak_rss_mib();
     let duration = Duration::from_secs(s.seconds);
     let chans = Arc::new(chans);
+    let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
 
     // Score on registered content: a stride through prospects and pieces.
     let score_piece = |chans: Arc<Vec<Channel>>| {
-        let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
         move |i: u64| {
             let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
             async move {
@@ -490,6 +555,31 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                     tenant: TENANT.into(),
                     prospect_id: prospect_of(i, prospects),
                     candidate: piece(i, contents),
+                })
+                .await
+                .map(|_| ())
+            }
+        }
+    };
+    // The gate, as a pipeline calls it: a check per send, each with a new send id. A prospect
+    // hit again within the fatigue window is refused, which is part of the work.
+    let check = |chans: Arc<Vec<Channel>>, prefix: &'static str, dry_run: bool, drafts: bool| {
+        move |i: u64| {
+            let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
+            let candidate = if drafts {
+                new_draft(2_000_000 + i)
+            } else {
+                piece(i, contents)
+            };
+            async move {
+                c.check(pb::CheckRequest {
+                    tenant: TENANT.into(),
+                    prospect_id: prospect_of(i, prospects),
+                    candidate,
+                    send_id: format!("{prefix}-{i}"),
+                    channel: "email".into(),
+                    planned_at: None,
+                    dry_run,
                 })
                 .await
                 .map(|_| ())
@@ -505,140 +595,87 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     )
     .await?;
 
-    eprintln!("bench: Score on registered content...");
-    let content = load(
-        "Score, registered content",
-        s.concurrency,
-        duration,
-        score_piece(chans.clone()),
-    )
-    .await?;
-
-    eprintln!("bench: Score on drafts (every draft a new text)...");
-    let drafts = {
-        let chans = chans.clone();
-        let prospects = s.prospects as u64;
-        load("Score, drafts", s.draft_concurrency, duration, move |i| {
-            let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
-            let candidate = new_draft(i);
-            async move {
-                c.score(pb::ScoreRequest {
-                    tenant: TENANT.into(),
-                    prospect_id: prospect_of(i, prospects),
-                    candidate,
-                })
-                .await
-                .map(|_| ())
+    let mut measured = Vec::new();
+    let mut drafts_rate = None;
+    for workload in s.workloads.iter().copied() {
+        eprintln!("bench: {}...", workload.title());
+        let name = workload.title();
+        let cpu_before = server.cpu_time();
+        let mut m = match workload {
+            Workload::Score => {
+                load(name, s.concurrency, duration, score_piece(chans.clone())).await?
             }
-        })
-        .await?
-    };
-    // The gate, as a pipeline calls it: a real (recording) check per send, each with a new send
-    // id. A prospect hit again within the fatigue window is refused, which is part of the work.
-    eprintln!("bench: Check on registered content...");
-    let check_content = {
-        let chans = chans.clone();
-        let (prospects, contents) = (s.prospects as u64, s.contents.max(1) as u64);
-        load(
-            "Check, registered content",
-            s.concurrency,
-            duration,
-            move |i| {
-                let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
-                async move {
-                    c.check(pb::CheckRequest {
-                        tenant: TENANT.into(),
-                        prospect_id: prospect_of(i, prospects),
-                        candidate: Some(pb::Candidate {
-                            item: Some(pb::candidate::Item::ContentId(format!(
-                                "c{}",
-                                i % contents
-                            ))),
-                        }),
-                        send_id: format!("bench-content-{i}"),
-                        channel: "email".into(),
-                        planned_at: None,
-                        dry_run: false,
-                    })
-                    .await
-                    .map(|_| ())
-                }
-            },
-        )
-        .await?
-    };
-
-    eprintln!("bench: Check on drafts...");
-    let check_drafts = {
-        let chans = chans.clone();
-        let prospects = s.prospects as u64;
-        load("Check, drafts", s.draft_concurrency, duration, move |i| {
-            let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
-            let candidate = new_draft(2_000_000 + i);
-            async move {
-                c.check(pb::CheckRequest {
-                    tenant: TENANT.into(),
-                    prospect_id: prospect_of(i, prospects),
-                    candidate,
-                    send_id: format!("bench-draft-{i}"),
-                    channel: "email".into(),
-                    planned_at: None,
-                    dry_run: false,
+            Workload::Drafts => {
+                let chans = chans.clone();
+                let m = load(name, s.draft_concurrency, duration, move |i| {
+                    let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
+                    let candidate = new_draft(i);
+                    async move {
+                        c.score(pb::ScoreRequest {
+                            tenant: TENANT.into(),
+                            prospect_id: prospect_of(i, prospects),
+                            candidate,
+                        })
+                        .await
+                        .map(|_| ())
+                    }
                 })
-                .await
-                .map(|_| ())
+                .await?;
+                drafts_rate = Some((m.rate(), m.requests));
+                m
             }
-        })
-        .await?
-    };
-
-    eprintln!("bench: one draft at a time...");
-    let single_draft = {
-        let chans = chans.clone();
-        let prospects = s.prospects as u64;
-        load("Score, drafts, one at a time", 1, duration / 2, move |i| {
-            let mut c = ScoringServiceClient::new(chans[0].clone());
-            let candidate = new_draft(500_000 + i);
-            async move {
-                c.score(pb::ScoreRequest {
-                    tenant: TENANT.into(),
-                    prospect_id: prospect_of(i, prospects),
-                    candidate,
+            Workload::Check => {
+                let call = check(chans.clone(), "bench-content", false, false);
+                load(name, s.concurrency, duration, call).await?
+            }
+            Workload::CheckDryRun => {
+                let call = check(chans.clone(), "bench-dry", true, false);
+                load(name, s.concurrency, duration, call).await?
+            }
+            Workload::CheckDrafts => {
+                let call = check(chans.clone(), "bench-draft", false, true);
+                load(name, s.draft_concurrency, duration, call).await?
+            }
+            Workload::SingleDraft => {
+                let chans = chans.clone();
+                load(name, 1, duration / 2, move |i| {
+                    let mut c = ScoringServiceClient::new(chans[0].clone());
+                    let candidate = new_draft(500_000 + i);
+                    async move {
+                        c.score(pb::ScoreRequest {
+                            tenant: TENANT.into(),
+                            prospect_id: prospect_of(i, prospects),
+                            candidate,
+                        })
+                        .await
+                        .map(|_| ())
+                    }
                 })
-                .await
-                .map(|_| ())
+                .await?
             }
-        })
-        .await?
-    };
-
-    eprintln!("bench: FindAudience on registered content...");
-    let audience = {
-        let chans = chans.clone();
-        let contents = s.contents.max(1) as u64;
-        load("FindAudience, limit 10", 1, duration / 2, move |i| {
-            let mut c = ScoringServiceClient::new(chans[0].clone());
-            async move {
-                c.find_audience(pb::FindAudienceRequest {
-                    tenant: TENANT.into(),
-                    candidate: piece(i, contents),
-                    limit: 10,
+            Workload::Audience => {
+                let chans = chans.clone();
+                load(name, 1, duration / 2, move |i| {
+                    let mut c = ScoringServiceClient::new(chans[0].clone());
+                    async move {
+                        c.find_audience(pb::FindAudienceRequest {
+                            tenant: TENANT.into(),
+                            candidate: piece(i, contents),
+                            limit: 10,
+                        })
+                        .await
+                        .map(|_| ())
+                    }
                 })
-                .await
-                .map(|_| ())
+                .await?
             }
-        })
-        .await?
-    };
+        };
+        m.server_cpu = cpu_before
+            .zip(server.cpu_time())
+            .map(|(before, after)| after.saturating_sub(before));
+        measured.push(m);
+    }
     let peak_rss = server.peak_rss_mib();
-
-    eprintln!("bench: the raw model on the same texts...");
-    let sample = (drafts.requests as usize).clamp(64, 512);
-    let raw = tokio::task::spawn_blocking({
-        let s = s.clone();
-        move || raw_model_rate(&s, sample)
-    })
-    .await??;
 
     println!("## pertinent bench\n");
     println!(
@@ -649,35 +686,40 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         s.contents,
         seeded.as_secs_f64()
     );
-    println!("| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
-    for m in [
-        &content,
-        &drafts,
-        &check_content,
-        &check_drafts,
-        &single_draft,
-        &audience,
-    ] {
+    println!(
+        "| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms | server CPU us/req |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in &measured {
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
             m.name,
             m.concurrency,
             m.requests,
             m.errors,
             m.rate(),
             m.ms(0.5),
-            m.ms(0.99)
+            m.ms(0.99),
+            m.cpu_us().map_or("–".to_owned(), |us| format!("{us:.0}"))
         );
     }
-    println!(
-        "\nRaw model, same texts, {} worker(s) x {} thread(s): {:.1} texts/s; drafts through the \
-         service reach {:.2}x of it.",
-        s.embed_workers,
-        s.embed_threads,
-        raw,
-        drafts.rate() / raw
-    );
+    if let Some((rate, requests)) = drafts_rate {
+        eprintln!("bench: the raw model on the same texts...");
+        let sample = (requests as usize).clamp(64, 512);
+        let raw = tokio::task::spawn_blocking({
+            let s = s.clone();
+            move || raw_model_rate(&s, sample)
+        })
+        .await??;
+        println!(
+            "\nRaw model, same texts, {} worker(s) x {} thread(s): {:.1} texts/s; drafts through \
+             the service reach {:.2}x of it.",
+            s.embed_workers,
+            s.embed_threads,
+            raw,
+            rate / raw
+        );
+    }
     match (rss_after_seed, peak_rss) {
         (Some(a), Some(b)) => {
             println!("\nServer peak RSS: {a:.0} MiB after seeding, {b:.0} MiB at the end (VmHWM).")
