@@ -64,6 +64,9 @@ impl From<EngineError> for Status {
                     tracing::warn!(error = %cause, "store unavailable");
                     Status::unavailable("the store is unavailable; retry later")
                 }
+                StoreError::Busy => {
+                    Status::resource_exhausted("the store's read queue is full; retry later")
+                }
                 StoreError::MissingProspect => Status::not_found("prospect not found"),
                 StoreError::DimensionMismatch { .. } | StoreError::Backend(_) => internal(&s),
             },

@@ -20,6 +20,9 @@ pub enum StoreError {
     /// The store cannot be reached or has been closed.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// Too much is waiting for the store already; try again later.
+    #[error("the store is busy")]
+    Busy,
     /// The prospect a write belongs to does not exist (deleted concurrently, say).
     #[error("no such prospect")]
     MissingProspect,
@@ -148,6 +151,21 @@ pub trait VectorStore: Send + Sync {
         since: Millis,
         limit: usize,
     ) -> Result<Vec<SendRecord>, StoreError>;
+
+    /// What the gate reads of a prospect: its sends (texts may be left empty) and its
+    /// engagements, each newest first, at most `limit` of each.
+    async fn gate_history(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        limit: usize,
+    ) -> Result<(Vec<SendRecord>, Vec<EngagementRecord>), StoreError> {
+        let (sends, engagements) = tokio::join!(
+            self.sends(tenant, prospect, Millis::MIN, limit),
+            self.engagements(tenant, prospect, limit),
+        );
+        Ok((sends?, engagements?))
+    }
 
     /// Records a reaction, replacing one of the same kind to the same send.
     /// `MissingProspect` when the prospect does not exist.

@@ -11,8 +11,11 @@
 //! whatever has queued up in one transaction (group commit): every request in the batch runs in
 //! its own savepoint, so one failing request changes nothing and does not fail the others, and
 //! its caller is answered only after the commit is durable. One fsync then serves many writers.
-//! Reads run on tokio's blocking pool, each on a connection from a small pool of read
-//! connections, and never wait for a commit (WAL readers see the last committed state).
+//! Checkpoints run on a thread of their own, so a commit never waits behind one. Point reads go
+//! to a few reader threads, each owning a read-only connection (no thread is started and no
+//! connection opened per read; a full read queue is `Busy`); tenant-wide scans run on tokio's
+//! blocking pool with connections of their own, so a long scan never holds up a point read.
+//! Reads never wait for a commit (WAL readers see the last committed state).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -110,9 +113,15 @@ CREATE TABLE IF NOT EXISTS content (
 const MAX_BATCH: usize = 256;
 /// Write requests that may wait for the writer before callers wait to enqueue.
 const WRITE_QUEUE: usize = 4096;
-/// Idle read connections kept open.
-const IDLE_READERS: usize = 8;
+/// Idle scan connections kept open.
+const IDLE_SCANNERS: usize = 4;
+/// Point reads that may wait for a reader thread before callers are refused.
+const READ_QUEUE: usize = 4096;
+/// Reader threads (each with its own connection) unless configured otherwise.
+pub const DEFAULT_READERS: usize = 4;
 
+/// One point read: runs on a reader thread's connection and answers its caller itself.
+type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
 /// Called after the batch commit with its outcome; answers the request's caller.
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// One write request: runs inside the batch transaction, returns how to answer its caller.
@@ -122,7 +131,8 @@ type WriteJob = Box<dyn FnOnce(&Connection) -> Finish + Send>;
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
+    scanners: Arc<Mutex<Vec<Connection>>>,
     closed: Arc<AtomicBool>,
     dimension: usize,
 }
@@ -139,6 +149,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir` for vectors of `dimension` floats. A
     /// store written with another dimension is refused: its vectors would be meaningless.
     pub fn open(data_dir: &Path, dimension: usize) -> Result<Self, StoreError> {
+        Self::open_with_readers(data_dir, dimension, DEFAULT_READERS)
+    }
+
+    /// As `open`, with `readers` reader threads for point reads.
+    pub fn open_with_readers(
+        data_dir: &Path,
+        dimension: usize,
+        readers: usize,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!("creating {}: {e}", data_dir.display()))
         })?;
@@ -149,12 +168,14 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        let stored: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'dimension'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(backend)?;
+        let stored: Option<String> = query_row_cached(
+            &conn,
+            "SELECT value FROM meta WHERE key = 'dimension'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
         match stored {
             Some(found) => {
                 let found: usize = found
@@ -168,22 +189,45 @@ impl SqliteStore {
                 }
             }
             None => {
-                conn.execute(
+                execute_cached(
+                    &conn,
                     "INSERT INTO meta (key, value) VALUES ('dimension', ?1)",
                     params![dimension.to_string()],
                 )
                 .map_err(backend)?;
             }
         }
+        // Checkpoints (copying the WAL back into the database file, with its own fsync) run on
+        // a thread of their own, so that commits never wait behind one.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(backend)?;
+        let checkpoints = connect(&path)?;
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoints, commits))
+            .map_err(|e| StoreError::Unavailable(format!("starting the checkpointer: {e}")))?;
+        let (reads, read_jobs) = crossbeam_channel::bounded::<ReadJob>(READ_QUEUE);
+        for n in 0..readers.max(1) {
+            let conn = connect(&path)?;
+            conn.pragma_update(None, "query_only", "ON")
+                .map_err(backend)?;
+            let jobs = read_jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("sqlite-reader-{n}"))
+                .spawn(move || read_loop(conn, jobs))
+                .map_err(|e| StoreError::Unavailable(format!("starting a reader: {e}")))?;
+        }
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, receiver))
+            .spawn(move || write_loop(conn, receiver, committed))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer: {e}")))?;
         Ok(Self {
             path,
             writer: Mutex::new(Some(sender)),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Mutex::new(Some(reads)),
+            scanners: Arc::new(Mutex::new(Vec::new())),
             closed: Arc::new(AtomicBool::new(false)),
             dimension,
         })
@@ -199,7 +243,12 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        // Dropping the sender ends the reader threads once they have answered what is queued.
         self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.scanners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
@@ -209,8 +258,9 @@ impl SqliteStore {
         StoreError::Unavailable("the store is closed".into())
     }
 
-    /// Runs a read on a pooled read connection, on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs a long read (a tenant-wide scan) on a pooled scan connection, on the blocking pool,
+    /// so that it never holds up the reader threads' point reads.
+    async fn scan<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -218,10 +268,16 @@ impl SqliteStore {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Self::unavailable());
         }
-        let (readers, closed, path) =
-            (self.readers.clone(), self.closed.clone(), self.path.clone());
+        let (scanners, closed, path) = (
+            self.scanners.clone(),
+            self.closed.clone(),
+            self.path.clone(),
+        );
         tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let pooled = scanners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => {
@@ -232,8 +288,8 @@ impl SqliteStore {
                 }
             };
             let result = f(&mut conn);
-            let mut idle = readers.lock().unwrap_or_else(PoisonError::into_inner);
-            if !closed.load(Ordering::SeqCst) && idle.len() < IDLE_READERS {
+            let mut idle = scanners.lock().unwrap_or_else(PoisonError::into_inner);
+            if !closed.load(Ordering::SeqCst) && idle.len() < IDLE_SCANNERS {
                 idle.push(conn);
             }
             result
@@ -242,9 +298,47 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
+    /// Runs a point read on a reader thread. Refused with `Busy` when the read queue is full.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Self::unavailable());
+        }
+        let (answer, answered) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn: &mut Connection| {
+            // The caller may have gone (deadline); nothing to do then.
+            let _ = answer.send(f(conn));
+        });
+        let sent = match &*self.readers.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(readers) => readers.try_send(job),
+            None => return Err(Self::unavailable()),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(_)) => return Err(StoreError::Busy),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                return Err(Self::unavailable());
+            }
+        }
+        answered.await.map_err(|_| Self::unavailable())?
+    }
+
     /// Runs a write on the writer thread, in its own savepoint of the next batch; answers once
     /// the batch is durably committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_with(true, f).await
+    }
+
+    /// As `write`; without a savepoint when `savepoint` is false, for a write that changes
+    /// at most one statement's worth (one statement is atomic by itself).
+    async fn write_with<T, F>(&self, savepoint: bool, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -257,7 +351,11 @@ impl SqliteStore {
             .ok_or_else(Self::unavailable)?;
         let (answer, answered) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn: &Connection| -> Finish {
-            let result = in_savepoint(conn, f);
+            let result = if savepoint {
+                in_savepoint(conn, f)
+            } else {
+                f(conn)
+            };
             Box::new(move |commit: Result<(), StoreError>| {
                 // The caller may have gone (deadline); nothing to do then.
                 let _ = answer.send(commit.and(result));
@@ -287,8 +385,41 @@ fn in_savepoint<T>(
     result
 }
 
-/// The writer thread: takes what is queued, runs it in one transaction, commits, answers.
-fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+/// A reader thread: runs point reads on its own connection until the store closes.
+fn read_loop(mut conn: Connection, jobs: crossbeam_channel::Receiver<ReadJob>) {
+    while let Ok(job) = jobs.recv() {
+        job(&mut conn);
+    }
+}
+
+/// How often the checkpointer copies the WAL back while writes keep coming.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The checkpointer thread: after commits, at most every `CHECKPOINT_EVERY`, a passive
+/// checkpoint, which never blocks the writer or readers. Ends, with a last checkpoint, when the
+/// writer has gone.
+fn checkpoint_loop(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
+    let checkpoint = || {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %backend(e), "sqlite: checkpoint failed");
+        }
+    };
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        // Commits made while sleeping are covered by this checkpoint.
+        let _ = commits.try_recv();
+        checkpoint();
+    }
+    checkpoint();
+}
+
+/// The writer thread: takes what is queued, runs it in one transaction, commits, answers, and
+/// tells the checkpointer.
+fn write_loop(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<WriteJob>,
+    committed: std::sync::mpsc::SyncSender<()>,
+) {
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -313,10 +444,101 @@ fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
         for finish in finishers {
             finish(outcome.clone());
         }
+        // Full means a wake-up is pending already.
+        let _ = committed.try_send(());
     }
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite store");
     }
+}
+
+/// `Connection::query_row` on a cached statement: the SQL is parsed once per connection, not
+/// on every call.
+fn query_row_cached<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// `Connection::execute` on a cached statement.
+fn execute_cached<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// The prospect's sends at or after `since`, newest first; texts only `with_text`.
+fn read_sends(
+    conn: &Connection,
+    tenant: &str,
+    prospect: &str,
+    since: Millis,
+    limit: usize,
+    with_text: bool,
+) -> Result<Vec<SendRecord>, StoreError> {
+    let sql = if with_text {
+        "SELECT send_id, decision_id, candidate_id, channel, sent_at, text, vector
+         FROM sends WHERE tenant = ?1 AND prospect_id = ?2 AND sent_at >= ?3
+         ORDER BY sent_at DESC, send_id LIMIT ?4"
+    } else {
+        "SELECT send_id, decision_id, candidate_id, channel, sent_at, '', vector
+         FROM sends WHERE tenant = ?1 AND prospect_id = ?2 AND sent_at >= ?3
+         ORDER BY sent_at DESC, send_id LIMIT ?4"
+    };
+    let mut select = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = select
+        .query(params![tenant, prospect, since, limit as i64])
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        let send_id: String = r.get(0).map_err(backend)?;
+        let blob: Vec<u8> = r.get(6).map_err(backend)?;
+        out.push(SendRecord {
+            send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
+            decision_id: r.get(1).map_err(backend)?,
+            candidate_id: r.get(2).map_err(backend)?,
+            channel: r.get(3).map_err(backend)?,
+            sent_at: r.get(4).map_err(backend)?,
+            text: r.get(5).map_err(backend)?,
+            vector: from_blob(&blob),
+        });
+    }
+    Ok(out)
+}
+
+/// The prospect's engagements, newest first.
+fn read_engagements(
+    conn: &Connection,
+    tenant: &str,
+    prospect: &str,
+    limit: usize,
+) -> Result<Vec<EngagementRecord>, StoreError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT send_id, kind, at FROM engagements
+             WHERE tenant = ?1 AND prospect_id = ?2
+             ORDER BY at DESC, send_id, kind LIMIT ?3",
+        )
+        .map_err(backend)?;
+    let mut rows = select
+        .query(params![tenant, prospect, limit as i64])
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        let send_id: String = r.get(0).map_err(backend)?;
+        let kind: String = r.get(1).map_err(backend)?;
+        out.push(EngagementRecord {
+            send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
+            kind: EngagementKind::from_name(&kind).ok_or_else(|| corrupt("engagement kind"))?,
+            at: r.get(2).map_err(backend)?,
+        });
+    }
+    Ok(out)
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -340,7 +562,8 @@ fn prospect_exists(tx: &Connection, tenant: &str, id: &str) -> Result<bool, Stor
 }
 
 fn signal_count(conn: &Connection, tenant: &str, id: &str) -> Result<u32, StoreError> {
-    conn.query_row(
+    query_row_cached(
+        conn,
         "SELECT COUNT(*) FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
         params![tenant, id],
         |r| r.get::<_, u32>(0),
@@ -373,7 +596,7 @@ fn read_signal(row: &rusqlite::Row<'_>) -> Result<SignalRecord, StoreError> {
 impl VectorStore for SqliteStore {
     async fn health(&self) -> Result<(), StoreError> {
         self.read(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
+            query_row_cached(conn, "SELECT 1", [], |_| Ok(()))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         })
         .await
@@ -389,7 +612,8 @@ impl VectorStore for SqliteStore {
         self.write(move |conn| {
             let attributes = serde_json::to_string(&p.attributes)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO prospects (tenant, id, name, company, role, attributes, sample_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (tenant, id) DO UPDATE SET
@@ -419,22 +643,22 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let id = id.clone();
         self.read(move |conn| {
-            let row = conn
-                .query_row(
-                    "SELECT name, company, role, attributes FROM prospects
+            let row = query_row_cached(
+                conn,
+                "SELECT name, company, role, attributes FROM prospects
                      WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id.as_str()],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(backend)?;
+                params![tenant, id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)?;
             let Some((name, company, role, attributes)) = row else {
                 return Ok(None);
             };
@@ -464,25 +688,26 @@ impl VectorStore for SqliteStore {
         let id = id.to_string();
         self.write(move |conn| {
             let tx = conn;
-            let signals = tx
-                .execute(
-                    "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
-                    params![tenant, id],
-                )
-                .map_err(backend)?;
+            let signals = execute_cached(
+                tx,
+                "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
+                params![tenant, id],
+            )
+            .map_err(backend)?;
             for table in ["sends", "engagements", "decisions"] {
-                tx.execute(
+                execute_cached(
+                    tx,
                     &format!("DELETE FROM {table} WHERE tenant = ?1 AND prospect_id = ?2"),
                     params![tenant, id],
                 )
                 .map_err(backend)?;
             }
-            let prospects = tx
-                .execute(
-                    "DELETE FROM prospects WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id],
-                )
-                .map_err(backend)?;
+            let prospects = execute_cached(
+                tx,
+                "DELETE FROM prospects WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+            )
+            .map_err(backend)?;
             Ok((prospects > 0).then_some(signals as u32))
         })
         .await
@@ -631,7 +856,8 @@ impl VectorStore for SqliteStore {
         self.write(move |conn| {
             let tags =
                 serde_json::to_string(&c.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO content (tenant, id, kind, title, body, tags, vector)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (tenant, id) DO UPDATE SET
@@ -661,23 +887,23 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let id = id.clone();
         self.read(move |conn| {
-            let row = conn
-                .query_row(
-                    "SELECT kind, title, body, tags, vector FROM content
+            let row = query_row_cached(
+                conn,
+                "SELECT kind, title, body, tags, vector FROM content
                      WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id.as_str()],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, Vec<u8>>(4)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(backend)?;
+                params![tenant, id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)?;
             let Some((kind, title, body, tags, vector)) = row else {
                 return Ok(None);
             };
@@ -697,12 +923,12 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let id = id.to_string();
         self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM content WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, id],
-                )
-                .map_err(backend)?;
+            let n = execute_cached(
+                conn,
+                "DELETE FROM content WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+            )
+            .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -711,7 +937,8 @@ impl VectorStore for SqliteStore {
     async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError> {
         let tenant = tenant.to_string();
         self.read(move |conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 "SELECT COUNT(*) FROM prospects WHERE tenant = ?1",
                 params![tenant],
                 |r| r.get::<_, i64>(0).map(|n| n.max(0) as u64),
@@ -754,7 +981,7 @@ impl VectorStore for SqliteStore {
     ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
         let tenant = tenant.to_string();
         let query = vector.to_vec();
-        self.read(move |conn| {
+        self.scan(move |conn| {
             let mut select = conn
                 .prepare_cached(
                     "SELECT prospect_id, vector FROM signals
@@ -805,32 +1032,25 @@ impl VectorStore for SqliteStore {
     ) -> Result<Vec<SendRecord>, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
+        self.read(move |conn| read_sends(conn, &tenant, &prospect, since, limit, true))
+            .await
+    }
+
+    async fn gate_history(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        limit: usize,
+    ) -> Result<(Vec<SendRecord>, Vec<EngagementRecord>), StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        // One read transaction, so that both lists are of one moment.
         self.read(move |conn| {
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT send_id, decision_id, candidate_id, channel, sent_at, text, vector
-                     FROM sends WHERE tenant = ?1 AND prospect_id = ?2 AND sent_at >= ?3
-                     ORDER BY sent_at DESC, send_id LIMIT ?4",
-                )
-                .map_err(backend)?;
-            let mut rows = select
-                .query(params![tenant, prospect, since, limit as i64])
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(backend)? {
-                let send_id: String = r.get(0).map_err(backend)?;
-                let blob: Vec<u8> = r.get(6).map_err(backend)?;
-                out.push(SendRecord {
-                    send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
-                    decision_id: r.get(1).map_err(backend)?,
-                    candidate_id: r.get(2).map_err(backend)?,
-                    channel: r.get(3).map_err(backend)?,
-                    sent_at: r.get(4).map_err(backend)?,
-                    text: r.get(5).map_err(backend)?,
-                    vector: from_blob(&blob),
-                });
-            }
-            Ok(out)
+            let tx = conn.transaction().map_err(backend)?;
+            let sends = read_sends(&tx, &tenant, &prospect, Millis::MIN, limit, false)?;
+            let engagements = read_engagements(&tx, &tenant, &prospect, limit)?;
+            tx.commit().map_err(backend)?;
+            Ok((sends, engagements))
         })
         .await
     }
@@ -849,7 +1069,8 @@ impl VectorStore for SqliteStore {
             if !prospect_exists(&tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
-            tx.execute(
+            execute_cached(
+                tx,
                 "INSERT INTO engagements (tenant, prospect_id, send_id, kind, at)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (tenant, prospect_id, send_id, kind) DO UPDATE SET at = excluded.at",
@@ -869,31 +1090,8 @@ impl VectorStore for SqliteStore {
     ) -> Result<Vec<EngagementRecord>, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
-        self.read(move |conn| {
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT send_id, kind, at FROM engagements
-                     WHERE tenant = ?1 AND prospect_id = ?2
-                     ORDER BY at DESC, send_id, kind LIMIT ?3",
-                )
-                .map_err(backend)?;
-            let mut rows = select
-                .query(params![tenant, prospect, limit as i64])
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(backend)? {
-                let send_id: String = r.get(0).map_err(backend)?;
-                let kind: String = r.get(1).map_err(backend)?;
-                out.push(EngagementRecord {
-                    send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
-                    kind: EngagementKind::from_name(&kind)
-                        .ok_or_else(|| corrupt("engagement kind"))?,
-                    at: r.get(2).map_err(backend)?,
-                });
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |conn| read_engagements(conn, &tenant, &prospect, limit))
+            .await
     }
 
     async fn record_decision(
@@ -909,31 +1107,40 @@ impl VectorStore for SqliteStore {
         let send_id = send_id.to_string();
         let decision = decision.to_owned();
         let send = send.cloned();
-        self.write(move |conn| {
-            if !prospect_exists(conn, &tenant, &prospect)? {
-                return Err(StoreError::MissingProspect);
-            }
-            let existing: Option<String> = conn
-                .prepare_cached("SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2")
-                .and_then(|mut s| s.query_row(params![tenant, send_id], |r| r.get(0)).optional())
-                .map_err(backend)?;
-            if existing.is_some() {
-                return Ok(existing);
-            }
-            conn.prepare_cached(
-                "INSERT INTO decisions (tenant, send_id, prospect_id, body) VALUES (?1, ?2, ?3, ?4)",
+        // Most checks write a decision and no send: one statement, which is atomic without a
+        // savepoint. It inserts only for an existing prospect and a new send id.
+        self.write_with(send.is_some(), move |conn| {
+            let inserted = execute_cached(
+                conn,
+                "INSERT INTO decisions (tenant, send_id, prospect_id, body)
+                 SELECT ?1, ?2, ?3, ?4
+                 WHERE EXISTS (SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?3)
+                 ON CONFLICT (tenant, send_id) DO NOTHING",
+                params![tenant, send_id, prospect, decision],
             )
-            .and_then(|mut s| s.execute(params![tenant, send_id, prospect, decision]))
             .map_err(backend)?;
+            if inserted == 0 {
+                let existing: Option<String> = query_row_cached(
+                    conn,
+                    "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
+                    params![tenant, send_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+                return match existing {
+                    Some(first) => Ok(Some(first)),
+                    None => Err(StoreError::MissingProspect),
+                };
+            }
             if let Some(send) = send {
-                conn.prepare_cached(
+                execute_cached(
+                    conn,
                     "INSERT INTO sends
                        (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (tenant, send_id) DO NOTHING",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
+                    params![
                         tenant,
                         send.send_id.as_str(),
                         prospect,
@@ -943,8 +1150,8 @@ impl VectorStore for SqliteStore {
                         send.sent_at,
                         send.text,
                         to_blob(&send.vector)
-                    ])
-                })
+                    ],
+                )
                 .map_err(backend)?;
             }
             Ok(None)
@@ -960,7 +1167,8 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let send = send.to_string();
         self.read(move |conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
                 params![tenant, send],
                 |r| r.get(0),
@@ -975,7 +1183,8 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let policy = policy.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO policies (tenant, body) VALUES (?1, ?2)
                  ON CONFLICT (tenant) DO UPDATE SET body = excluded.body",
                 params![tenant, policy],
@@ -989,7 +1198,8 @@ impl VectorStore for SqliteStore {
     async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError> {
         let tenant = tenant.to_string();
         self.read(move |conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 "SELECT body FROM policies WHERE tenant = ?1",
                 params![tenant],
                 |r| r.get(0),

@@ -249,6 +249,13 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
             .await,
         Err(StoreError::MissingProspect)
     ));
+    assert!(matches!(
+        store
+            .record_decision(&t, &pid("ghost"), &sid("y"), "d", None)
+            .await,
+        Err(StoreError::MissingProspect)
+    ));
+    assert_eq!(store.get_decision(&t, &sid("y")).await.unwrap(), None);
     let all = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|s| s.send_id.as_str()).collect();
     assert_eq!(ids, ["b", "a"]);
@@ -288,6 +295,19 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
             engagement(EngagementKind::Clicked, 6)
         ]
     );
+    // What the gate reads: the same sends (their texts may be left out) and engagements.
+    let (history, reacted) = store.gate_history(&t, &pid("p1"), 10).await.unwrap();
+    let without_text = |s: &SendRecord| SendRecord {
+        text: String::new(),
+        ..s.clone()
+    };
+    assert_eq!(
+        history.iter().map(without_text).collect::<Vec<_>>(),
+        all.iter().map(without_text).collect::<Vec<_>>()
+    );
+    assert_eq!(reacted, reactions);
+    let (none, nothing) = store.gate_history(&t, &pid("p2"), 10).await.unwrap();
+    assert!(none.is_empty() && nothing.is_empty());
 
     assert_eq!(
         store.get_decision(&t, &sid("a")).await.unwrap().as_deref(),
