@@ -92,6 +92,16 @@ pub struct StoreSettings {
     /// signal), in MiB. Profiles not in memory are read from the store when scored.
     #[arg(long, env = "PERTINENT_PROFILE_CACHE_MIB", default_value_t = 96)]
     pub profile_cache_mib: u64,
+
+    /// Reader threads of the embedded store, each with its own connection, for point reads
+    /// (tenant-wide scans have connections of their own).
+    #[arg(long, env = "PERTINENT_SQLITE_READERS", default_value_t = crate::store::sqlite::DEFAULT_READERS)]
+    pub sqlite_readers: usize,
+
+    /// Memory for registered pieces (vector and text, about 2 KiB for a short piece), in MiB.
+    /// Pieces not in memory are read from the store when scored.
+    #[arg(long, env = "PERTINENT_CONTENT_CACHE_MIB", default_value_t = 32)]
+    pub content_cache_mib: u64,
 }
 
 impl StoreSettings {
@@ -407,6 +417,10 @@ impl ServeSettings {
         );
         anyhow::ensure!(l.max_in_flight >= 1, "--max-in-flight must be at least 1");
         anyhow::ensure!(l.max_scans >= 1, "--max-scans must be at least 1");
+        anyhow::ensure!(
+            self.store.sqlite_readers >= 1,
+            "--sqlite-readers must be at least 1"
+        );
         self.scoring.load()?;
         self.gate.load()?;
         Ok(self)

@@ -87,7 +87,12 @@ impl App {
             }
             None => {
                 let s = Arc::new(
-                    SqliteStore::open(&settings.store.data_dir, dimension).with_context(|| {
+                    SqliteStore::open_with_readers(
+                        &settings.store.data_dir,
+                        dimension,
+                        settings.store.sqlite_readers,
+                    )
+                    .with_context(|| {
                         format!("opening the store in {}", settings.store.data_dir.display())
                     })?,
                 );
@@ -102,6 +107,7 @@ impl App {
             profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
             text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
             history_cache_bytes: settings.gate.history_cache_mib * 1024 * 1024,
+            content_cache_bytes: settings.store.content_cache_mib * 1024 * 1024,
         };
         let gate = settings.gate.load()?;
         let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));

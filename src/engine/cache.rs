@@ -1,31 +1,42 @@
 //! Caches in front of the store, so that scoring registered content touches no disk or network.
 //!
 //! - profiles: a prospect's signals as scoring sees them (no texts), by (tenant, prospect);
-//! - content vectors, by (tenant, content);
+//! - content pieces (vector and the text a send records), by (tenant, content);
 //! - the tenant's baseline sample: the profiles of up to `baseline_sample` prospects;
-//! - per registered piece, its relevance to each prospect of that sample.
+//! - per registered piece, its relevance to each prospect of that sample;
+//! - the gate's policies and the prospects' send and engagement histories.
 //!
 //! Writes through this engine invalidate at once. Every entry also expires after the configured
 //! TTL, which bounds how stale a replica can be when another replica writes to a shared Qdrant.
 //! Concurrent misses on one key load once (moka's `try_get_with`).
+//!
+//! Histories are exact in this process: they are loaded, and changed by the gate's writes, only
+//! under the prospect's lock (`prospect_lock`), and a send the gate records is added to the
+//! cached history in place (`history_sent`) rather than read back.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
+use moka::ops::compute::Op;
+use tokio::sync::Mutex;
 
 use super::{EngineError, EngineLimits, ResolvedCandidate};
-use crate::domain::{ContentId, EngagementRecord, Millis, ProspectId, SendId, SendRecord, Tenant};
+use crate::domain::{
+    ContentId, ContentRecord, EngagementRecord, Millis, ProspectId, SendRecord, Tenant,
+    embedding_text,
+};
 use crate::scoring::gate::GatePolicy;
 use crate::scoring::{Profile, ProfileSignal, ScoringConfig, relevance_value};
 use crate::store::{StoreError, VectorStore};
 
 /// What the gate needs of a prospect's history: sends (without their texts) and engagements,
-/// newest first.
+/// newest first, as the store orders them. Shared parts, so that adding a send copies pointers.
 pub(super) struct GateHistory {
-    pub sends: Vec<SendRecord>,
-    pub engagements: Vec<EngagementRecord>,
+    pub sends: Vec<Arc<SendRecord>>,
+    pub engagements: Arc<Vec<EngagementRecord>>,
 }
 
 impl GateHistory {
@@ -37,10 +48,44 @@ impl GateHistory {
             + self.engagements.len() * 64
             + 64
     }
+
+    /// This history with `send` in its place (the store's order: newest first, then by send
+    /// id), keeping at most `HISTORY_LIMIT` sends as a read from the store would.
+    fn with_send(&self, send: Arc<SendRecord>) -> Self {
+        let at = self
+            .sends
+            .iter()
+            .position(|s| {
+                (s.sent_at, std::cmp::Reverse(&s.send_id))
+                    < (send.sent_at, std::cmp::Reverse(&send.send_id))
+            })
+            .unwrap_or(self.sends.len());
+        let mut sends = Vec::with_capacity((self.sends.len() + 1).min(HISTORY_LIMIT));
+        sends.extend(self.sends[..at].iter().cloned());
+        sends.push(send);
+        sends.extend(self.sends[at..].iter().cloned());
+        sends.truncate(HISTORY_LIMIT);
+        Self {
+            sends,
+            engagements: self.engagements.clone(),
+        }
+    }
 }
 
 /// How many sends or engagements of one prospect the gate reads at most.
 pub(super) const HISTORY_LIMIT: usize = 1000;
+
+/// Locks the gate's per-prospect work is serialised by. Prospects share a lock when their
+/// keys collide, which only makes one wait for the other; 4096 keep that rare at the
+/// concurrency one process serves.
+const PROSPECT_LOCKS: usize = 4096;
+
+/// A registered piece as scoring and the gate need it.
+pub(super) struct CachedContent {
+    pub vector: Arc<Vec<f32>>,
+    /// Title and body as embedded: what a send of this piece records.
+    pub text: String,
+}
 
 /// A tenant's baseline sample.
 struct Sample {
@@ -52,6 +97,15 @@ struct Sample {
 struct PieceBaseline {
     generation: u64,
     values: Arc<Vec<(ProspectId, f32)>>,
+}
+
+impl From<ContentRecord> for CachedContent {
+    fn from(record: ContentRecord) -> Self {
+        Self {
+            text: embedding_text(&record.title, record.body.as_str()),
+            vector: Arc::new(record.vector),
+        }
+    }
 }
 
 /// A load that found nothing is not an error, but must not be cached either.
@@ -82,14 +136,15 @@ pub(super) struct Caches {
     /// "visited the pricing page" signal, is embedded once.
     pub(super) texts: Cache<String, Arc<Vec<f32>>>,
     profiles: Cache<(Tenant, ProspectId), Arc<Profile>>,
-    contents: Cache<(Tenant, ContentId), Arc<Vec<f32>>>,
+    contents: Cache<(Tenant, ContentId), Arc<CachedContent>>,
     samples: Cache<Tenant, Arc<Sample>>,
     piece_baselines: Cache<(Tenant, ContentId), Arc<PieceBaseline>>,
     generation: AtomicU64,
     /// Gate policies by tenant.
     policies: Cache<Tenant, Arc<GatePolicy>>,
-    /// One lock per send id being checked, so concurrent retries of one send run one at a time.
-    send_locks: Cache<(Tenant, SendId), Arc<tokio::sync::Mutex<()>>>,
+    /// The gate's per-prospect locks, chosen by a hash of (tenant, prospect).
+    prospect_locks: Vec<Arc<Mutex<()>>>,
+    lock_hasher: RandomState,
     /// Gate histories by prospect.
     histories: Cache<(Tenant, ProspectId), Arc<GateHistory>>,
 }
@@ -129,15 +184,27 @@ impl Caches {
                     None => builder.build(),
                 }
             },
-            contents: built(100_000, ttl),
+            contents: {
+                let builder = Cache::builder()
+                    .max_capacity(limits.content_cache_bytes)
+                    .weigher(|_: &(Tenant, ContentId), c: &Arc<CachedContent>| {
+                        (c.vector.len() * 4 + c.text.len() + 64)
+                            .try_into()
+                            .unwrap_or(u32::MAX)
+                    });
+                match ttl {
+                    Some(ttl) => builder.time_to_live(ttl).build(),
+                    None => builder.build(),
+                }
+            },
             samples: built(10_000, ttl),
             piece_baselines: built(100_000, ttl),
             generation: AtomicU64::new(0),
             policies: built(10_000, ttl),
-            send_locks: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(60))
-                .build(),
+            prospect_locks: (0..PROSPECT_LOCKS)
+                .map(|_| Arc::new(Mutex::new(())))
+                .collect(),
+            lock_hasher: RandomState::new(),
             histories: {
                 let builder = Cache::builder()
                     .max_capacity(limits.history_cache_bytes)
@@ -152,7 +219,14 @@ impl Caches {
         }
     }
 
-    /// The prospect's gate history, from memory or the store.
+    /// The lock that serialises the gate's reads and writes of one prospect's history.
+    pub(super) fn prospect_lock(&self, tenant: &Tenant, prospect: &ProspectId) -> Arc<Mutex<()>> {
+        let h = self.lock_hasher.hash_one((tenant, prospect));
+        self.prospect_locks[(h % PROSPECT_LOCKS as u64) as usize].clone()
+    }
+
+    /// The prospect's gate history, from memory or the store. Call it holding the prospect's
+    /// lock, so that no write of this process lands between the read and the caching.
     pub(super) async fn history(
         &self,
         store: &dyn VectorStore,
@@ -161,23 +235,38 @@ impl Caches {
     ) -> Result<Arc<GateHistory>, EngineError> {
         self.histories
             .try_get_with((tenant.clone(), prospect.clone()), async {
-                let (sends, engagements) = tokio::join!(
-                    store.sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT),
-                    store.engagements(tenant, prospect, HISTORY_LIMIT),
-                );
-                let mut sends = sends?;
-                // The texts are only needed when a reply turns a send into a signal, and are
-                // read from the store then.
-                for s in &mut sends {
-                    s.text = String::new();
-                }
+                let (sends, engagements) =
+                    store.gate_history(tenant, prospect, HISTORY_LIMIT).await?;
                 Ok::<_, StoreError>(Arc::new(GateHistory {
-                    sends,
-                    engagements: engagements?,
+                    sends: sends.into_iter().map(Arc::new).collect(),
+                    engagements: Arc::new(engagements),
                 }))
             })
             .await
             .map_err(|e| EngineError::Store(e.as_ref().clone()))
+    }
+
+    /// The gate recorded `send` (durably): add it to the cached history, if one is cached.
+    /// Call it holding the prospect's lock.
+    pub(super) async fn history_sent(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: SendRecord,
+    ) {
+        let send = Arc::new(SendRecord {
+            text: String::new(),
+            ..send
+        });
+        self.histories
+            .entry((tenant.clone(), prospect.clone()))
+            .and_compute_with(|cached| async move {
+                match cached {
+                    Some(entry) => Op::Put(Arc::new(entry.into_value().with_send(send))),
+                    None => Op::Nop,
+                }
+            })
+            .await;
     }
 
     /// The prospect's sends or engagements changed.
@@ -185,13 +274,6 @@ impl Caches {
         self.histories
             .invalidate(&(tenant.clone(), prospect.clone()))
             .await;
-    }
-
-    /// The lock of one send id.
-    pub(super) async fn send_lock(&self, key: (Tenant, SendId)) -> Arc<tokio::sync::Mutex<()>> {
-        self.send_locks
-            .get_with(key, async { Arc::new(tokio::sync::Mutex::new(())) })
-            .await
     }
 
     /// The tenant's policy if it is in memory (for answering without the store).
@@ -273,19 +355,19 @@ impl Caches {
         unwrap_miss(loaded)
     }
 
-    /// The vector of a registered piece; `None` when it is not registered.
-    pub(super) async fn content_vector(
+    /// A registered piece (its vector and send text); `None` when it is not registered.
+    pub(super) async fn content(
         &self,
         store: &dyn VectorStore,
         tenant: &Tenant,
         id: &ContentId,
-    ) -> Result<Option<Arc<Vec<f32>>>, EngineError> {
+    ) -> Result<Option<Arc<CachedContent>>, EngineError> {
         let key = (tenant.clone(), id.clone());
         let loaded = self
             .contents
             .try_get_with(key, async {
                 let record = store.get_content(tenant, id).await?.ok_or(Miss::Absent)?;
-                Ok::<_, Miss>(Arc::new(record.vector))
+                Ok::<_, Miss>(Arc::new(CachedContent::from(record)))
             })
             .await;
         unwrap_miss(loaded)

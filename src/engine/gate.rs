@@ -1,10 +1,16 @@
 //! The send-path gate: one call before every send. Scoring plus the memory of what was sent and
 //! how the prospect reacted.
 //!
-//! Idempotency: calls with the same send id are serialised in this process (a lock per send
-//! id), and the first decision is stored under the send id, in one write with the send it lets
-//! through; later calls return it (`replayed`). Replicas sharing a Qdrant are not serialised:
-//! two replicas racing on one send id may both decide, and one decision survives.
+//! Idempotency: the first decision is stored under the send id, in one write with the send it
+//! lets through, and a write that finds a decision stored already writes nothing and returns
+//! it; later calls return it too (`replayed`).
+//!
+//! Concurrency: a prospect's checks and reactions are serialised in this process (a lock per
+//! prospect, taken after scoring, so the model never runs under it): each check sees the sends
+//! recorded before it, so concurrent checks cannot together break the frequency cap, and
+//! retries of one send id run one after another. Replicas sharing a Qdrant are not serialised:
+//! two replicas racing on one prospect may both let a send through, and two racing on one send
+//! id may both decide while one decision survives.
 //!
 //! Availability: the store work of a check runs under a deadline (the caller's gRPC deadline,
 //! less a margin, capped by `--gate-timeout-ms`). When the store is unreachable or the deadline
@@ -114,11 +120,6 @@ impl Engine {
         input: CheckInput,
         caller_deadline: Option<Duration>,
     ) -> Result<GateOutcome, EngineError> {
-        let lock = self
-            .caches
-            .send_lock((tenant.clone(), input.send_id.clone()))
-            .await;
-        let _serial = lock.lock().await;
         let budget = caller_deadline
             .map(|d| d.mul_f64(DEADLINE_SHARE))
             .map_or(self.gate.timeout, |d| d.min(self.gate.timeout));
@@ -131,6 +132,10 @@ impl Engine {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => {
                 tracing::warn!(error = %cause, "gate: store unavailable, answering the fail decision");
+                Ok(fail_outcome(fail_decision))
+            }
+            Ok(Err(EngineError::Store(StoreError::Busy))) => {
+                tracing::warn!("gate: store busy, answering the fail decision");
                 Ok(fail_outcome(fail_decision))
             }
             Ok(Err(other)) => Err(other),
@@ -171,6 +176,10 @@ impl Engine {
         }
     }
 
+    /// Scores the candidate (embedding a draft), then, holding the prospect's lock, applies
+    /// the history rules and records the decision. The lock makes a prospect's checks see each
+    /// other's sends, so that concurrent checks cannot together break the frequency cap; the
+    /// model runs outside it.
     async fn decide_afresh(
         &self,
         tenant: &Tenant,
@@ -192,7 +201,17 @@ impl Engine {
             .score_resolved(tenant, prospect, std::slice::from_ref(&candidate), now)
             .await?
             .remove(0);
+        let person = match &draft {
+            // Only drafts need the prospect's name and company.
+            Some(_) => Some(self.get_prospect(tenant, prospect).await?.prospect),
+            None => None,
+        };
 
+        let serial = self
+            .caches
+            .prospect_lock(tenant, prospect)
+            .lock_owned()
+            .await;
         let since = planned_at.saturating_sub(policy.lookback_millis());
         let history = self.caches.history(&*self.store, tenant, prospect).await?;
         let past: Vec<PastSend<'_>> = history
@@ -214,9 +233,7 @@ impl Engine {
             })
             .collect();
         let mut findings = history_rules(&candidate.vector, planned_at, &past, &reactions, &policy);
-        if let Some((title, body)) = &draft {
-            // Only drafts need the prospect's name and company.
-            let person = self.get_prospect(tenant, prospect).await?.prospect;
+        if let (Some((title, body)), Some(person)) = (&draft, &person) {
             let checks = draft_checks(title, body.as_str(), &person.name, &person.company);
             apply_draft_checks(&mut findings, checks, &policy);
         }
@@ -242,15 +259,16 @@ impl Engine {
             return Ok(outcome);
         }
         let send = if decision == Decision::Send {
-            let text = match &draft {
-                Some((title, body)) => embedding_text(title, body.as_str()),
-                None => {
-                    let CandidateInput::Content(id) = &input.candidate else {
-                        unreachable!("a candidate is a draft or content")
-                    };
-                    let c = self.get_content(tenant, id).await?;
-                    embedding_text(&c.title, c.body.as_str())
-                }
+            let text = match (&draft, &candidate.content) {
+                (Some((title, body)), _) => embedding_text(title, body.as_str()),
+                (None, Some(id)) => self
+                    .caches
+                    .content(&*self.store, tenant, id)
+                    .await?
+                    .ok_or_else(|| super::not_found("content", id))?
+                    .text
+                    .clone(),
+                (None, None) => unreachable!("a candidate is a draft or content"),
             };
             Some(SendRecord {
                 send_id: input.send_id.clone(),
@@ -266,14 +284,29 @@ impl Engine {
         };
         let body = serde_json::to_string(&outcome)
             .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))?;
-        // The decision and the send it lets through are written together, once per send id.
-        let recorded = self
-            .store
-            .record_decision(tenant, prospect, &input.send_id, &body, send.as_ref())
-            .await;
-        if send.is_some() {
-            self.caches.history_changed(tenant, prospect).await;
-        }
+        // The write and the cache update run to the end even when this call is abandoned (the
+        // caller's deadline), holding the prospect's lock: the next check of this prospect
+        // then sees exactly what the store holds.
+        let (store, caches) = (self.store.clone(), self.caches.clone());
+        let (tenant_owned, prospect_owned, send_id) =
+            (tenant.clone(), prospect.clone(), input.send_id.clone());
+        let recorded = tokio::spawn(async move {
+            let _serial = serial;
+            let (tenant, prospect) = (&tenant_owned, &prospect_owned);
+            // The decision and the send it lets through are written together, once per send id.
+            let recorded = store
+                .record_decision(tenant, prospect, &send_id, &body, send.as_ref())
+                .await;
+            match (&recorded, send) {
+                (Ok(None), Some(send)) => caches.history_sent(tenant, prospect, send).await,
+                (Ok(_), _) => {}
+                // Whether a failed write reached the disk is unknown: read it again next time.
+                (Err(_), _) => caches.history_changed(tenant, prospect).await,
+            }
+            recorded
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(format!("recording the decision: {e}")))?;
         match recorded.map_err(|e| missing_prospect(e, prospect))? {
             Some(first) => replay(&first),
             None => Ok(outcome),
@@ -289,11 +322,26 @@ impl Engine {
         engagement: EngagementRecord,
         text: Option<Text>,
     ) -> Result<Vec<SignalId>, EngineError> {
-        let recorded = self
-            .store
-            .record_engagement(tenant, prospect, &engagement)
+        // Under the gate's lock, and to the end even when the caller goes: a check must not
+        // cache a history without this reaction.
+        let serial = self
+            .caches
+            .prospect_lock(tenant, prospect)
+            .lock_owned()
             .await;
-        self.caches.history_changed(tenant, prospect).await;
+        let (store, caches) = (self.store.clone(), self.caches.clone());
+        let (tenant_owned, prospect_owned, written) =
+            (tenant.clone(), prospect.clone(), engagement.clone());
+        let recorded = tokio::spawn(async move {
+            let _serial = serial;
+            let recorded = store
+                .record_engagement(&tenant_owned, &prospect_owned, &written)
+                .await;
+            caches.history_changed(&tenant_owned, &prospect_owned).await;
+            recorded
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(format!("recording the engagement: {e}")))?;
         recorded.map_err(|e| missing_prospect(e, prospect))?;
         let kind = engagement.kind;
         let negative = matches!(

@@ -55,6 +55,8 @@ pub struct EngineLimits {
     pub text_cache_bytes: u64,
     /// Bytes of prospects' gate histories (sends and engagements) to cache.
     pub history_cache_bytes: u64,
+    /// Bytes of registered pieces (vectors and texts) to cache.
+    pub content_cache_bytes: u64,
 }
 
 /// A signal as a client sends it, before embedding.
@@ -111,7 +113,7 @@ pub struct Engine {
     store: Arc<dyn VectorStore>,
     config: ScoringConfig,
     gate: gate::GateSettings,
-    caches: Caches,
+    caches: Arc<Caches>,
     in_flight: Arc<Semaphore>,
     scans: Arc<Semaphore>,
 }
@@ -135,7 +137,7 @@ impl Engine {
         Self {
             embedder,
             store,
-            caches: Caches::new(&limits),
+            caches: Arc::new(Caches::new(&limits)),
             config,
             gate,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -218,6 +220,9 @@ impl Engine {
         tenant: &Tenant,
         id: &ProspectId,
     ) -> Result<Option<u32>, EngineError> {
+        // Under the gate's lock, so that no check caches the history being erased.
+        let lock = self.caches.prospect_lock(tenant, id);
+        let _serial = lock.lock().await;
         let deleted = self.store.delete_prospect(tenant, id).await;
         // Invalidate even on error: part of the erasure may have happened.
         self.caches.prospect_changed(tenant, id).await;
@@ -335,9 +340,11 @@ impl Engine {
                 CandidateInput::Content(id) => {
                     let vector = self
                         .caches
-                        .content_vector(&*self.store, tenant, &id)
+                        .content(&*self.store, tenant, &id)
                         .await?
-                        .ok_or_else(|| not_found("content", &id))?;
+                        .ok_or_else(|| not_found("content", &id))?
+                        .vector
+                        .clone();
                     resolved.push(Some(ResolvedCandidate {
                         id: id.to_string(),
                         content: Some(id),

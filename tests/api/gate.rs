@@ -183,6 +183,43 @@ async fn twenty_concurrent_retries_record_one_send_and_agree() {
 }
 
 #[tokio::test]
+async fn concurrent_checks_of_one_prospect_cannot_break_the_frequency_cap() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    set_policy(
+        &app,
+        pb::Policy {
+            max_sends: 1,
+            window_seconds: (7 * DAY) as u64,
+            min_gap_seconds: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Ten different sends to one prospect at once: each check must see the sends let through
+    // before it, so exactly one goes out.
+    let answers = futures::future::join_all((0..10).map(|i| {
+        let app = &app;
+        async move {
+            check(
+                app,
+                check_request(
+                    "ana",
+                    by_content("slotting-guide"),
+                    &format!("burst-{i}"),
+                    None,
+                ),
+            )
+            .await
+        }
+    }))
+    .await;
+    let sent = answers.iter().filter(|a| is(a, pb::Decision::Send)).count();
+    assert_eq!(sent, 1, "{answers:?}");
+    assert_eq!(sends_in_history(&app, "ana").await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_dry_run_records_nothing() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
