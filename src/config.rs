@@ -84,7 +84,7 @@ pub struct StoreSettings {
     /// With --qdrant-url: how long a cached prospect profile or content piece may be served
     /// before it is read again, in milliseconds, which bounds how stale a replica can be when
     /// another replica writes. Writes through this replica invalidate at once; with the embedded
-    /// store (one writer) caches never expire.
+    /// store (one writer) cached entries live 10 minutes.
     #[arg(long, env = "PERTINENT_CACHE_TTL_MS", default_value_t = 2_000)]
     pub cache_ttl_ms: u64,
 

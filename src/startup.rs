@@ -26,6 +26,8 @@ use crate::store::VectorStore;
 use crate::store::qdrant::QdrantStore;
 use crate::store::sqlite::SqliteStore;
 
+/// How long a cached entry lives with the embedded store (see `App::build_with_embedder`).
+const EMBEDDED_CACHE_TTL: Duration = Duration::from_secs(600);
 /// How often readiness is re-checked while serving.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -102,8 +104,15 @@ impl App {
         let limits = EngineLimits {
             max_in_flight: settings.limits.max_in_flight,
             max_scans: settings.limits.max_scans,
-            // Only a shared remote store has writers this process does not see.
-            cache_ttl: matches!(handle, StoreHandle::Qdrant(_)).then(|| settings.store.cache_ttl()),
+            // A shared remote store has writers this process does not see: entries expire after
+            // --cache-ttl-ms. With the embedded store every write goes through this process and
+            // invalidates at once; entries still expire after EMBEDDED_CACHE_TTL, which bounds the
+            // one staleness left: a load that read the store just before a write and landed in
+            // the cache just after the write's invalidation.
+            cache_ttl: Some(match handle {
+                StoreHandle::Qdrant(_) => settings.store.cache_ttl(),
+                StoreHandle::Sqlite(_) => EMBEDDED_CACHE_TTL,
+            }),
             profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
             text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
             history_cache_bytes: settings.gate.history_cache_mib * 1024 * 1024,

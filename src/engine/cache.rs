@@ -6,8 +6,11 @@
 //! - per registered piece, its relevance to each prospect of that sample;
 //! - the gate's policies and the prospects' send and engagement histories.
 //!
-//! Writes through this engine invalidate at once. Every entry also expires after the configured
-//! TTL, which bounds how stale a replica can be when another replica writes to a shared Qdrant.
+//! Writes through this engine invalidate at once, and run to the end even when their caller goes
+//! (`engine::detached`). Every entry also expires after the configured TTL, which bounds how
+//! stale a replica can be when another replica writes to a shared Qdrant, and with the embedded
+//! store bounds the one race invalidation leaves: a load that read the store just before a
+//! write and is cached just after the write's invalidation.
 //! Concurrent misses on one key load once (moka's `try_get_with`).
 //!
 //! Histories are exact in this process: they are loaded, and changed by the gate's writes, only

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{CandidateInput, Engine, EngineError, NewSignal, Scored, missing_prospect, now_millis};
+use super::{
+    CandidateInput, Engine, EngineError, NewSignal, Scored, detached, missing_prospect, now_millis,
+};
 use crate::domain::{
     EngagementKind, EngagementRecord, Millis, Polarity, ProspectId, SendId, SendRecord, SignalId,
     SignalSource, Tenant, Text, Weight, embedding_text,
@@ -101,9 +103,13 @@ impl Engine {
     ) -> Result<Arc<GatePolicy>, EngineError> {
         let text = serde_json::to_string(&policy)
             .map_err(|e| EngineError::Unavailable(format!("encoding the policy: {e}")))?;
-        let stored = self.store.put_policy(tenant, &text).await;
-        self.caches.policy_changed(tenant).await;
-        stored?;
+        let (store, caches, owner) = (self.store.clone(), self.caches.clone(), tenant.clone());
+        detached(async move {
+            let stored = store.put_policy(&owner, &text).await;
+            caches.policy_changed(&owner).await;
+            stored
+        })
+        .await??;
         Ok(Arc::new(policy))
     }
 
@@ -290,7 +296,7 @@ impl Engine {
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, send_id) =
             (tenant.clone(), prospect.clone(), input.send_id.clone());
-        let recorded = tokio::spawn(async move {
+        let recorded = detached(async move {
             let _serial = serial;
             let (tenant, prospect) = (&tenant_owned, &prospect_owned);
             // The decision and the send it lets through are written together, once per send id.
@@ -305,8 +311,7 @@ impl Engine {
             }
             recorded
         })
-        .await
-        .map_err(|e| EngineError::Unavailable(format!("recording the decision: {e}")))?;
+        .await?;
         match recorded.map_err(|e| missing_prospect(e, prospect))? {
             Some(first) => replay(&first),
             None => Ok(outcome),
@@ -332,7 +337,7 @@ impl Engine {
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, written) =
             (tenant.clone(), prospect.clone(), engagement.clone());
-        let recorded = tokio::spawn(async move {
+        let recorded = detached(async move {
             let _serial = serial;
             let recorded = store
                 .record_engagement(&tenant_owned, &prospect_owned, &written)
@@ -340,8 +345,7 @@ impl Engine {
             caches.history_changed(&tenant_owned, &prospect_owned).await;
             recorded
         })
-        .await
-        .map_err(|e| EngineError::Unavailable(format!("recording the engagement: {e}")))?;
+        .await?;
         recorded.map_err(|e| missing_prospect(e, prospect))?;
         let kind = engagement.kind;
         let negative = matches!(

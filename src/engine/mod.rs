@@ -46,8 +46,8 @@ pub struct EngineLimits {
     pub max_in_flight: usize,
     /// Tenant-wide scans (FindAudience) at once.
     pub max_scans: usize,
-    /// How long cached profiles, content and baselines may be served; `None` when this process
-    /// is the only writer (the embedded store), so invalidation on write is exact.
+    /// How long cached profiles, content and baselines may be served; `None`: until
+    /// invalidated by a write.
     pub cache_ttl: Option<Duration>,
     /// Bytes of prospect profiles to cache.
     pub profile_cache_bytes: u64,
@@ -116,6 +116,17 @@ pub struct Engine {
     caches: Arc<Caches>,
     in_flight: Arc<Semaphore>,
     scans: Arc<Semaphore>,
+}
+
+/// Runs a store write and the cache invalidation that follows it in a task of its own, so that
+/// both finish even when the caller goes away (a gRPC deadline drops the handler): a write that
+/// reached the store is never left behind a stale cache entry.
+pub(crate) async fn detached<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| EngineError::Unavailable(format!("a store write failed: {e}")))
 }
 
 /// The current time in milliseconds since the Unix epoch.
@@ -197,9 +208,15 @@ impl Engine {
         tenant: &Tenant,
         prospect: ProspectRecord,
     ) -> Result<ProspectSummary, EngineError> {
-        self.store.upsert_prospect(tenant, &prospect).await?;
-        self.caches.prospect_changed(tenant, &prospect.id).await;
-        self.get_prospect(tenant, &prospect.id).await
+        let id = prospect.id.clone();
+        let (store, caches, owner) = (self.store.clone(), self.caches.clone(), tenant.clone());
+        detached(async move {
+            let stored = store.upsert_prospect(&owner, &prospect).await;
+            caches.prospect_changed(&owner, &prospect.id).await;
+            stored
+        })
+        .await??;
+        self.get_prospect(tenant, &id).await
     }
 
     /// A prospect with its signal count.
@@ -221,11 +238,21 @@ impl Engine {
         id: &ProspectId,
     ) -> Result<Option<u32>, EngineError> {
         // Under the gate's lock, so that no check caches the history being erased.
-        let lock = self.caches.prospect_lock(tenant, id);
-        let _serial = lock.lock().await;
-        let deleted = self.store.delete_prospect(tenant, id).await;
-        // Invalidate even on error: part of the erasure may have happened.
-        self.caches.prospect_changed(tenant, id).await;
+        let serial = self.caches.prospect_lock(tenant, id).lock_owned().await;
+        let (store, caches, tenant, id) = (
+            self.store.clone(),
+            self.caches.clone(),
+            tenant.clone(),
+            id.clone(),
+        );
+        let deleted = detached(async move {
+            let _serial = serial;
+            let deleted = store.delete_prospect(&tenant, &id).await;
+            // Invalidate even on error: part of the erasure may have happened.
+            caches.prospect_changed(&tenant, &id).await;
+            deleted
+        })
+        .await?;
         Ok(deleted?)
     }
 
@@ -257,8 +284,18 @@ impl Engine {
                 vector: vector.as_ref().clone(),
             })
             .collect();
-        let written = self.store.upsert_signals(tenant, prospect, &records).await;
-        self.caches.prospect_changed(tenant, prospect).await;
+        let (store, caches, owner, whose) = (
+            self.store.clone(),
+            self.caches.clone(),
+            tenant.clone(),
+            prospect.clone(),
+        );
+        let written = detached(async move {
+            let written = store.upsert_signals(&owner, &whose, &records).await;
+            caches.prospect_changed(&owner, &whose).await;
+            written
+        })
+        .await?;
         written.map_err(|e| missing_prospect(e, prospect))
     }
 
@@ -269,8 +306,19 @@ impl Engine {
         prospect: &ProspectId,
         ids: &[SignalId],
     ) -> Result<(u32, u32), EngineError> {
-        let result = self.store.delete_signals(tenant, prospect, ids).await;
-        self.caches.prospect_changed(tenant, prospect).await;
+        let (store, caches, owner, whose, ids) = (
+            self.store.clone(),
+            self.caches.clone(),
+            tenant.clone(),
+            prospect.clone(),
+            ids.to_vec(),
+        );
+        let result = detached(async move {
+            let result = store.delete_signals(&owner, &whose, &ids).await;
+            caches.prospect_changed(&owner, &whose).await;
+            result
+        })
+        .await?;
         result.map_err(|e| missing_prospect(e, prospect))
     }
 
@@ -295,10 +343,14 @@ impl Engine {
             tags: content.tags,
             vector: vector.as_ref().clone(),
         };
-        let stored = self.store.upsert_content(tenant, &record).await;
-        self.caches.content_changed(tenant, &record.id).await;
-        stored?;
-        Ok(record)
+        let (store, caches, owner) = (self.store.clone(), self.caches.clone(), tenant.clone());
+        detached(async move {
+            let stored = store.upsert_content(&owner, &record).await;
+            caches.content_changed(&owner, &record.id).await;
+            stored.map(|()| record)
+        })
+        .await?
+        .map_err(EngineError::from)
     }
 
     /// A registered content piece.
@@ -319,8 +371,18 @@ impl Engine {
         tenant: &Tenant,
         id: &ContentId,
     ) -> Result<bool, EngineError> {
-        let deleted = self.store.delete_content(tenant, id).await;
-        self.caches.content_changed(tenant, id).await;
+        let (store, caches, tenant, id) = (
+            self.store.clone(),
+            self.caches.clone(),
+            tenant.clone(),
+            id.clone(),
+        );
+        let deleted = detached(async move {
+            let deleted = store.delete_content(&tenant, &id).await;
+            caches.content_changed(&tenant, &id).await;
+            deleted
+        })
+        .await?;
         Ok(deleted?)
     }
 

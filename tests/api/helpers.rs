@@ -18,7 +18,6 @@ use tonic_health::pb::health_client::HealthClient;
 
 /// A running service and clients for it. Dropping it stops the service.
 pub struct TestApp {
-    pub addr: std::net::SocketAddr,
     pub channel: Channel,
     pub store: StoreHandle,
     data_dir: PathBuf,
@@ -54,7 +53,6 @@ pub async fn spawn_app_in(dir: &Path, adjust: impl FnOnce(&mut ServeSettings)) -
         .await
         .expect("the client connects");
     let app = TestApp {
-        addr,
         channel,
         store,
         data_dir: dir.to_path_buf(),
