@@ -561,6 +561,23 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
             }
         }
     };
+    // Score on drafts, each a new text (numbered from `offset`), over the first `spread`
+    // connections.
+    let score_draft = |chans: Arc<Vec<Channel>>, offset: u64, spread: usize| {
+        move |i: u64| {
+            let mut c = ScoringServiceClient::new(chans[i as usize % spread].clone());
+            let candidate = new_draft(offset + i);
+            async move {
+                c.score(pb::ScoreRequest {
+                    tenant: TENANT.into(),
+                    prospect_id: prospect_of(i, prospects),
+                    candidate,
+                })
+                .await
+                .map(|_| ())
+            }
+        }
+    };
     // The gate, as a pipeline calls it: a check per send, each with a new send id. A prospect
     // hit again within the fatigue window is refused, which is part of the work.
     let check = |chans: Arc<Vec<Channel>>, prefix: &'static str, dry_run: bool, drafts: bool| {
@@ -606,21 +623,8 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                 load(name, s.concurrency, duration, score_piece(chans.clone())).await?
             }
             Workload::Drafts => {
-                let chans = chans.clone();
-                let m = load(name, s.draft_concurrency, duration, move |i| {
-                    let mut c = ScoringServiceClient::new(chans[i as usize % chans.len()].clone());
-                    let candidate = new_draft(i);
-                    async move {
-                        c.score(pb::ScoreRequest {
-                            tenant: TENANT.into(),
-                            prospect_id: prospect_of(i, prospects),
-                            candidate,
-                        })
-                        .await
-                        .map(|_| ())
-                    }
-                })
-                .await?;
+                let call = score_draft(chans.clone(), 0, chans.len());
+                let m = load(name, s.draft_concurrency, duration, call).await?;
                 drafts_rate = Some((m.rate(), m.requests));
                 m
             }
@@ -637,21 +641,8 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                 load(name, s.draft_concurrency, duration, call).await?
             }
             Workload::SingleDraft => {
-                let chans = chans.clone();
-                load(name, 1, duration / 2, move |i| {
-                    let mut c = ScoringServiceClient::new(chans[0].clone());
-                    let candidate = new_draft(500_000 + i);
-                    async move {
-                        c.score(pb::ScoreRequest {
-                            tenant: TENANT.into(),
-                            prospect_id: prospect_of(i, prospects),
-                            candidate,
-                        })
-                        .await
-                        .map(|_| ())
-                    }
-                })
-                .await?
+                let call = score_draft(chans.clone(), 500_000, 1);
+                load(name, 1, duration / 2, call).await?
             }
             Workload::Audience => {
                 let chans = chans.clone();

@@ -458,3 +458,25 @@ fn resolve_asset(path: &Path) -> PathBuf {
         path.to_path_buf()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_flag_it_refuses() {
+        let dir = Path::new("unused");
+        let mut readers = ServeSettings::for_local(dir);
+        readers.store.sqlite_readers = 0;
+        let refused = readers.validate().expect_err("no reader threads");
+        assert!(
+            refused.to_string().contains("--sqlite-readers"),
+            "{refused}"
+        );
+
+        let mut workers = ServeSettings::for_local(dir);
+        workers.embedding.workers = 0;
+        let refused = workers.validate().expect_err("no model workers");
+        assert!(refused.to_string().contains("--embed-workers"), "{refused}");
+    }
+}

@@ -388,7 +388,7 @@ impl Caches {
                 let ids = store
                     .sample_prospects(tenant, config.baseline_sample)
                     .await
-                    .map_err(|e| EngineError::Store(e))?;
+                    .map_err(EngineError::Store)?;
                 let mut members = Vec::with_capacity(ids.len());
                 for id in ids {
                     if let Some(profile) = self.profile(store, config, tenant, &id).await? {

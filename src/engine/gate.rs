@@ -439,7 +439,7 @@ impl Engine {
                     .map(|e| (e.at, HistoryEvent::Engagement(e))),
             )
             .collect();
-        events.sort_by(|a, b| b.0.cmp(&a.0));
+        events.sort_by_key(|e| std::cmp::Reverse(e.0));
         Ok(events.into_iter().map(|(_, e)| e).collect())
     }
 }

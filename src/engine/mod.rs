@@ -202,6 +202,33 @@ impl Engine {
 
     // ------------------------------------------------------------ prospects and signals
 
+    /// A write of one prospect's data, then the invalidation of what is cached of it, run to
+    /// the end even when the caller goes (`detached`).
+    async fn write_prospect<T, W, F>(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        write: W,
+    ) -> Result<Result<T, StoreError>, EngineError>
+    where
+        T: Send + 'static,
+        W: FnOnce(Arc<dyn VectorStore>, Tenant, ProspectId) -> F + Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (store, caches, tenant, prospect) = (
+            self.store.clone(),
+            self.caches.clone(),
+            tenant.clone(),
+            prospect.clone(),
+        );
+        detached(async move {
+            let written = write(store, tenant.clone(), prospect.clone()).await;
+            caches.prospect_changed(&tenant, &prospect).await;
+            written
+        })
+        .await
+    }
+
     /// Creates or replaces a prospect; returns it with its signal count.
     pub async fn upsert_prospect(
         &self,
@@ -209,11 +236,8 @@ impl Engine {
         prospect: ProspectRecord,
     ) -> Result<ProspectSummary, EngineError> {
         let id = prospect.id.clone();
-        let (store, caches, owner) = (self.store.clone(), self.caches.clone(), tenant.clone());
-        detached(async move {
-            let stored = store.upsert_prospect(&owner, &prospect).await;
-            caches.prospect_changed(&owner, &prospect.id).await;
-            stored
+        self.write_prospect(tenant, &id, move |store, tenant, _| async move {
+            store.upsert_prospect(&tenant, &prospect).await
         })
         .await??;
         self.get_prospect(tenant, &id).await
@@ -284,19 +308,15 @@ impl Engine {
                 vector: vector.as_ref().clone(),
             })
             .collect();
-        let (store, caches, owner, whose) = (
-            self.store.clone(),
-            self.caches.clone(),
-            tenant.clone(),
-            prospect.clone(),
-        );
-        let written = detached(async move {
-            let written = store.upsert_signals(&owner, &whose, &records).await;
-            caches.prospect_changed(&owner, &whose).await;
-            written
-        })
-        .await?;
-        written.map_err(|e| missing_prospect(e, prospect))
+        self.write_prospect(
+            tenant,
+            prospect,
+            move |store, tenant, prospect| async move {
+                store.upsert_signals(&tenant, &prospect, &records).await
+            },
+        )
+        .await?
+        .map_err(|e| missing_prospect(e, prospect))
     }
 
     /// Deletes signals by id; returns (deleted, remaining).
@@ -306,20 +326,16 @@ impl Engine {
         prospect: &ProspectId,
         ids: &[SignalId],
     ) -> Result<(u32, u32), EngineError> {
-        let (store, caches, owner, whose, ids) = (
-            self.store.clone(),
-            self.caches.clone(),
-            tenant.clone(),
-            prospect.clone(),
-            ids.to_vec(),
-        );
-        let result = detached(async move {
-            let result = store.delete_signals(&owner, &whose, &ids).await;
-            caches.prospect_changed(&owner, &whose).await;
-            result
-        })
-        .await?;
-        result.map_err(|e| missing_prospect(e, prospect))
+        let ids = ids.to_vec();
+        self.write_prospect(
+            tenant,
+            prospect,
+            move |store, tenant, prospect| async move {
+                store.delete_signals(&tenant, &prospect, &ids).await
+            },
+        )
+        .await?
+        .map_err(|e| missing_prospect(e, prospect))
     }
 
     // ------------------------------------------------------------ content

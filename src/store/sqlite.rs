@@ -725,7 +725,7 @@ impl VectorStore for SqliteStore {
         let dimension = self.dimension;
         self.write(move |conn| {
             let tx = conn;
-            if !prospect_exists(&tx, &tenant, &prospect)? {
+            if !prospect_exists(tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
             let mut write = SignalWrite::default();
@@ -776,7 +776,7 @@ impl VectorStore for SqliteStore {
                     }
                 }
             }
-            write.total = signal_count(&tx, &tenant, &prospect)?;
+            write.total = signal_count(tx, &tenant, &prospect)?;
             Ok(write)
         })
         .await
@@ -793,7 +793,7 @@ impl VectorStore for SqliteStore {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         self.write(move |conn| {
             let tx = conn;
-            if !prospect_exists(&tx, &tenant, &prospect)? {
+            if !prospect_exists(tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
             let mut deleted = 0;
@@ -809,7 +809,7 @@ impl VectorStore for SqliteStore {
                         .map_err(backend)? as u32;
                 }
             }
-            let remaining = signal_count(&tx, &tenant, &prospect)?;
+            let remaining = signal_count(tx, &tenant, &prospect)?;
             Ok((deleted, remaining))
         })
         .await
@@ -1066,7 +1066,7 @@ impl VectorStore for SqliteStore {
         let e = engagement.clone();
         self.write(move |conn| {
             let tx = conn;
-            if !prospect_exists(&tx, &tenant, &prospect)? {
+            if !prospect_exists(tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
             }
             execute_cached(

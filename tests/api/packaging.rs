@@ -114,8 +114,7 @@ fn the_image_runs_non_root_with_an_exec_form_entrypoint() {
     );
     let user = dockerfile
         .lines()
-        .filter(|l| l.starts_with("USER "))
-        .last()
+        .rfind(|l| l.starts_with("USER "))
         .expect("a USER");
     assert!(!user.contains("root") && !user.contains(" 0"), "{user}");
     assert!(dockerfile.contains("cargo chef cook --release --locked"));
