@@ -8,9 +8,11 @@
 //!
 //! Writes through this engine invalidate at once, and run to the end even when their caller goes
 //! (`engine::detached`). Every entry also expires after the configured TTL, which bounds how
-//! stale a replica can be when another replica writes to a shared Qdrant, and with the embedded
-//! store bounds the one race invalidation leaves: a load that read the store just before a
-//! write and is cached just after the write's invalidation.
+//! stale a replica can be when another replica writes to a shared Qdrant. A load can race a
+//! write: read the store just before it, and be cached just after its invalidation. Profiles
+//! are stamped with a per-prospect count of writes taken when their load began and are read
+//! again when it has moved; for the other caches the TTL (10 minutes with the embedded store)
+//! bounds that staleness.
 //! Concurrent misses on one key load once (moka's `try_get_with`).
 //!
 //! Histories are exact in this process: they are loaded, and changed by the gate's writes, only
@@ -111,6 +113,38 @@ impl From<ContentRecord> for CachedContent {
     }
 }
 
+/// A cached value with the write count of its stripe when its load began.
+#[derive(Clone)]
+struct Stamped<T> {
+    writes: u64,
+    value: T,
+}
+
+/// A prospect's profile from the store.
+async fn load_profile(
+    store: &dyn VectorStore,
+    config: &ScoringConfig,
+    tenant: &Tenant,
+    prospect: &ProspectId,
+) -> Result<Profile, Miss> {
+    let records = store
+        .prospect_signals(tenant, prospect)
+        .await?
+        .ok_or(Miss::Absent)?;
+    let signals = records
+        .into_iter()
+        .map(|r| ProfileSignal {
+            id: r.id.to_string(),
+            source: r.source,
+            polarity: r.polarity,
+            observed_at: r.observed_at,
+            weight: r.weight.get(),
+            vector: r.vector,
+        })
+        .collect();
+    Ok(Profile::new(signals, config))
+}
+
 /// A load that found nothing is not an error, but must not be cached either.
 #[derive(Debug, Clone)]
 enum Miss {
@@ -138,7 +172,11 @@ pub(super) struct Caches {
     /// Embeddings by exact text: the same template sent to many prospects, or the same
     /// "visited the pricing page" signal, is embedded once.
     pub(super) texts: Cache<String, Arc<Vec<f32>>>,
-    profiles: Cache<(Tenant, ProspectId), Arc<Profile>>,
+    profiles: Cache<(Tenant, ProspectId), Stamped<Arc<Profile>>>,
+    /// Per stripe of prospects, how many writes this process has made to them: a profile
+    /// loaded under an older count may have read the store before a write and been cached
+    /// after the write's invalidation, and is read again.
+    profile_writes: Vec<AtomicU64>,
     contents: Cache<(Tenant, ContentId), Arc<CachedContent>>,
     samples: Cache<Tenant, Arc<Sample>>,
     piece_baselines: Cache<(Tenant, ContentId), Arc<PieceBaseline>>,
@@ -179,8 +217,8 @@ impl Caches {
             profiles: {
                 let builder = Cache::builder()
                     .max_capacity(limits.profile_cache_bytes)
-                    .weigher(|_: &(Tenant, ProspectId), p: &Arc<Profile>| {
-                        p.approx_bytes().try_into().unwrap_or(u32::MAX)
+                    .weigher(|_: &(Tenant, ProspectId), p: &Stamped<Arc<Profile>>| {
+                        p.value.approx_bytes().try_into().unwrap_or(u32::MAX)
                     });
                 match ttl {
                     Some(ttl) => builder.time_to_live(ttl).build(),
@@ -204,6 +242,7 @@ impl Caches {
             piece_baselines: built(100_000, ttl),
             generation: AtomicU64::new(0),
             policies: built(10_000, ttl),
+            profile_writes: (0..PROSPECT_LOCKS).map(|_| AtomicU64::new(0)).collect(),
             prospect_locks: (0..PROSPECT_LOCKS)
                 .map(|_| Arc::new(Mutex::new(())))
                 .collect(),
@@ -222,10 +261,14 @@ impl Caches {
         }
     }
 
+    /// The stripe of a prospect's lock and write count.
+    fn stripe(&self, tenant: &Tenant, prospect: &ProspectId) -> usize {
+        (self.lock_hasher.hash_one((tenant, prospect)) % PROSPECT_LOCKS as u64) as usize
+    }
+
     /// The lock that serialises the gate's reads and writes of one prospect's history.
     pub(super) fn prospect_lock(&self, tenant: &Tenant, prospect: &ProspectId) -> Arc<Mutex<()>> {
-        let h = self.lock_hasher.hash_one((tenant, prospect));
-        self.prospect_locks[(h % PROSPECT_LOCKS as u64) as usize].clone()
+        self.prospect_locks[self.stripe(tenant, prospect)].clone()
     }
 
     /// The prospect's gate history, from memory or the store. Call it holding the prospect's
@@ -313,6 +356,8 @@ impl Caches {
     /// sample are stale.
     pub(super) async fn prospect_changed(&self, tenant: &Tenant, prospect: &ProspectId) {
         let key = (tenant.clone(), prospect.clone());
+        // Counted before the entry goes, so that a load already under way is found stale.
+        self.profile_writes[self.stripe(tenant, prospect)].fetch_add(1, Ordering::SeqCst);
         self.profiles.invalidate(&key).await;
         self.histories.invalidate(&key).await;
         self.samples.invalidate(tenant).await;
@@ -334,28 +379,34 @@ impl Caches {
         prospect: &ProspectId,
     ) -> Result<Option<Arc<Profile>>, EngineError> {
         let key = (tenant.clone(), prospect.clone());
-        let loaded = self
-            .profiles
-            .try_get_with(key, async {
-                let records = store
-                    .prospect_signals(tenant, prospect)
-                    .await?
-                    .ok_or(Miss::Absent)?;
-                let signals = records
-                    .into_iter()
-                    .map(|r| ProfileSignal {
-                        id: r.id.to_string(),
-                        source: r.source,
-                        polarity: r.polarity,
-                        observed_at: r.observed_at,
-                        weight: r.weight.get(),
-                        vector: r.vector,
+        let writes = &self.profile_writes[self.stripe(tenant, prospect)];
+        // A stale entry is dropped and loaded again; if writes keep coming, the second load is
+        // served without trusting the cache further.
+        for _ in 0..2 {
+            let before = writes.load(Ordering::SeqCst);
+            let loaded = self
+                .profiles
+                .try_get_with(key.clone(), async {
+                    let profile = load_profile(store, config, tenant, prospect).await?;
+                    Ok::<_, Miss>(Stamped {
+                        writes: before,
+                        value: Arc::new(profile),
                     })
-                    .collect();
-                Ok::<_, Miss>(Arc::new(Profile::new(signals, config)))
-            })
-            .await;
-        unwrap_miss(loaded)
+                })
+                .await;
+            match unwrap_miss(loaded)? {
+                None => return Ok(None),
+                Some(entry) if entry.writes == writes.load(Ordering::SeqCst) => {
+                    return Ok(Some(entry.value));
+                }
+                Some(_) => self.profiles.invalidate(&key).await,
+            }
+        }
+        match load_profile(store, config, tenant, prospect).await {
+            Ok(profile) => Ok(Some(Arc::new(profile))),
+            Err(Miss::Absent) => Ok(None),
+            Err(Miss::Failed(e)) => Err(EngineError::Store(e.as_ref().clone())),
+        }
     }
 
     /// A registered piece (its vector and send text); `None` when it is not registered.
