@@ -505,3 +505,60 @@ impl Caches {
         Ok(values)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SendId;
+
+    fn send(id: &str, at: Millis) -> Arc<SendRecord> {
+        Arc::new(SendRecord {
+            send_id: SendId::parse(id).unwrap(),
+            decision_id: String::new(),
+            candidate_id: String::new(),
+            channel: String::new(),
+            sent_at: at,
+            text: String::new(),
+            vector: vec![],
+        })
+    }
+
+    fn order(h: &GateHistory) -> Vec<(String, Millis)> {
+        h.sends
+            .iter()
+            .map(|s| (s.send_id.to_string(), s.sent_at))
+            .collect()
+    }
+
+    #[test]
+    fn a_send_goes_where_the_store_would_list_it() {
+        // The store lists sends newest first, then by send id.
+        let h = GateHistory {
+            sends: vec![send("b", 30), send("a", 20), send("c", 20), send("d", 10)],
+            engagements: Arc::new(vec![]),
+        };
+        let newest = h.with_send(send("z", 40));
+        assert_eq!(order(&newest)[0], ("z".into(), 40));
+        let tied = h.with_send(send("b2", 20));
+        let ids: Vec<String> = order(&tied).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["b", "a", "b2", "c", "d"]);
+        let oldest = h.with_send(send("e", 5));
+        assert_eq!(order(&oldest).last().unwrap(), &("e".to_string(), 5));
+    }
+
+    #[test]
+    fn the_history_keeps_at_most_the_store_limit() {
+        let h = GateHistory {
+            sends: (0..HISTORY_LIMIT as i64)
+                .map(|i| send(&format!("s{i:05}"), 10_000 - i))
+                .collect(),
+            engagements: Arc::new(vec![]),
+        };
+        let newer = h.with_send(send("new", 20_000));
+        assert_eq!(newer.sends.len(), HISTORY_LIMIT);
+        assert_eq!(newer.sends[0].send_id.as_str(), "new");
+        // An older send than all kept falls off, as it would from a read of the store.
+        let older = h.with_send(send("old", 0));
+        assert_eq!(order(&older), order(&h));
+    }
+}
