@@ -129,12 +129,13 @@ impl Engine {
         let budget = caller_deadline
             .map(|d| d.mul_f64(DEADLINE_SHARE))
             .map_or(self.gate.timeout, |d| d.min(self.gate.timeout));
-        let fail_decision = self
-            .caches
-            .cached_policy(tenant)
-            .await
+        // The policy in memory answers the fail decision without the store, and spares the
+        // check a second lookup.
+        let cached = self.caches.cached_policy(tenant).await;
+        let fail_decision = cached
+            .as_ref()
             .map_or(self.gate.default_policy.fail_decision, |p| p.fail_decision);
-        match tokio::time::timeout(budget, self.decide(tenant, prospect, input)).await {
+        match tokio::time::timeout(budget, self.decide(tenant, prospect, input, cached)).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => {
                 tracing::warn!(error = %cause, "gate: store unavailable, answering the fail decision");
@@ -163,15 +164,16 @@ impl Engine {
         tenant: &Tenant,
         prospect: &ProspectId,
         input: CheckInput,
+        policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
         if input.dry_run {
             if let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
                 return replay(&stored);
             }
-            return self.decide_afresh(tenant, prospect, input).await;
+            return self.decide_afresh(tenant, prospect, input, policy).await;
         }
         let send_id = input.send_id.clone();
-        match self.decide_afresh(tenant, prospect, input).await {
+        match self.decide_afresh(tenant, prospect, input, policy).await {
             Err(EngineError::NotFound { kind, id }) => {
                 match self.store.get_decision(tenant, &send_id).await? {
                     Some(stored) => replay(&stored),
@@ -191,8 +193,12 @@ impl Engine {
         tenant: &Tenant,
         prospect: &ProspectId,
         input: CheckInput,
+        policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
-        let policy = self.gate_policy(tenant).await?;
+        let policy = match policy {
+            Some(policy) => policy,
+            None => self.gate_policy(tenant).await?,
+        };
         let draft = match &input.candidate {
             CandidateInput::Draft { title, body, .. } => Some((title.clone(), body.clone())),
             CandidateInput::Content(_) => None,
@@ -422,13 +428,10 @@ impl Engine {
         prospect: &ProspectId,
     ) -> Result<Vec<HistoryEvent>, EngineError> {
         self.get_prospect(tenant, prospect).await?;
-        let sends = self
+        // The answer carries no texts: the gate's own read, one transaction, serves.
+        let (sends, engagements) = self
             .store
-            .sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT)
-            .await?;
-        let engagements = self
-            .store
-            .engagements(tenant, prospect, HISTORY_LIMIT)
+            .gate_history(tenant, prospect, HISTORY_LIMIT)
             .await?;
         let mut events: Vec<(Millis, HistoryEvent)> = sends
             .into_iter()

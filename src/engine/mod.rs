@@ -502,10 +502,23 @@ impl Engine {
         now: Millis,
     ) -> Result<Vec<Scored>, EngineError> {
         let profile = self.profile(tenant, prospect).await?;
+        self.score_with(tenant, prospect, &profile, candidates, now)
+            .await
+    }
+
+    /// Scores resolved candidates against a profile already in hand, in the given order.
+    async fn score_with(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        profile: &Profile,
+        candidates: &[ResolvedCandidate],
+        now: Millis,
+    ) -> Result<Vec<Scored>, EngineError> {
         let mut out = Vec::with_capacity(candidates.len());
         for c in candidates {
             let baseline = self.baseline_values(tenant, c, now).await?;
-            out.push(self.assess_one(c, prospect, &profile, &baseline, now));
+            out.push(self.assess_one(c, prospect, profile, &baseline, now));
         }
         Ok(out)
     }
@@ -517,11 +530,11 @@ impl Engine {
         prospect: &ProspectId,
         candidate: CandidateInput,
     ) -> Result<Scored, EngineError> {
-        // Check the prospect before spending model time on a draft.
-        self.profile(tenant, prospect).await?;
+        // The prospect first, before spending model time on a draft.
+        let profile = self.profile(tenant, prospect).await?;
         let resolved = self.resolve(tenant, vec![candidate]).await?;
         let mut scored = self
-            .score_resolved(tenant, prospect, &resolved, now_millis())
+            .score_with(tenant, prospect, &profile, &resolved, now_millis())
             .await?;
         Ok(scored.remove(0))
     }
@@ -534,10 +547,10 @@ impl Engine {
         candidates: Vec<CandidateInput>,
         top_k: usize,
     ) -> Result<Vec<Scored>, EngineError> {
-        self.profile(tenant, prospect).await?;
+        let profile = self.profile(tenant, prospect).await?;
         let resolved = self.resolve(tenant, candidates).await?;
         let mut scored = self
-            .score_resolved(tenant, prospect, &resolved, now_millis())
+            .score_with(tenant, prospect, &profile, &resolved, now_millis())
             .await?;
         sort_best_first(&mut scored);
         if top_k > 0 {
