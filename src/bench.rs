@@ -424,6 +424,34 @@ struct Measured {
     histogram: Histogram<u64>,
     /// Server CPU time spent during the workload, when the bench started the server.
     server_cpu: Option<Duration>,
+    /// For gate workloads, how the checks were decided.
+    decisions: Option<Arc<Tally>>,
+}
+
+/// How many checks of a workload were decided SEND, REVIEW and REJECT.
+#[derive(Default)]
+struct Tally([AtomicU64; 3]);
+
+impl Tally {
+    fn count(&self, d: &pb::GateDecision) {
+        let slot = match pb::Decision::try_from(d.decision) {
+            Ok(pb::Decision::Send) => 0,
+            Ok(pb::Decision::Review) => 1,
+            _ => 2,
+        };
+        self.0[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// "send / review / reject" in percent of the checks answered.
+    fn shares(&self) -> String {
+        let n: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let total = n.iter().sum::<u64>().max(1) as f64;
+        let pct: Vec<String> = n
+            .iter()
+            .map(|&c| format!("{:.0}", c as f64 * 100.0 / total))
+            .collect();
+        pct.join(" / ")
+    }
 }
 
 impl Measured {
@@ -503,6 +531,7 @@ where
         elapsed,
         histogram,
         server_cpu: None,
+        decisions: None,
     })
 }
 
@@ -580,9 +609,14 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     };
     // The gate, as a pipeline calls it: a check per send, each with a new send id. A prospect
     // hit again within the fatigue window is refused, which is part of the work.
-    let check = |chans: Arc<Vec<Channel>>, prefix: &'static str, dry_run: bool, drafts: bool| {
+    let check = |chans: Arc<Vec<Channel>>,
+                 tally: Arc<Tally>,
+                 prefix: &'static str,
+                 dry_run: bool,
+                 drafts: bool| {
         move |i: u64| {
             let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
+            let tally = tally.clone();
             let candidate = if drafts {
                 new_draft(2_000_000 + i)
             } else {
@@ -599,7 +633,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                     dry_run,
                 })
                 .await
-                .map(|_| ())
+                .map(|r| tally.count(r.get_ref()))
             }
         }
     };
@@ -628,17 +662,17 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                 drafts_rate = Some((m.rate(), m.requests));
                 m
             }
-            Workload::Check => {
-                let call = check(chans.clone(), "bench-content", false, false);
-                load(name, s.concurrency, duration, call).await?
-            }
-            Workload::CheckDryRun => {
-                let call = check(chans.clone(), "bench-dry", true, false);
-                load(name, s.concurrency, duration, call).await?
-            }
-            Workload::CheckDrafts => {
-                let call = check(chans.clone(), "bench-draft", false, true);
-                load(name, s.draft_concurrency, duration, call).await?
+            Workload::Check | Workload::CheckDryRun | Workload::CheckDrafts => {
+                let tally = Arc::new(Tally::default());
+                let (prefix, dry_run, drafts, concurrency) = match workload {
+                    Workload::Check => ("bench-content", false, false, s.concurrency),
+                    Workload::CheckDryRun => ("bench-dry", true, false, s.concurrency),
+                    _ => ("bench-draft", false, true, s.draft_concurrency),
+                };
+                let call = check(chans.clone(), tally.clone(), prefix, dry_run, drafts);
+                let mut m = load(name, concurrency, duration, call).await?;
+                m.decisions = Some(tally);
+                m
             }
             Workload::SingleDraft => {
                 let call = score_draft(chans.clone(), 500_000, 1);
@@ -678,12 +712,13 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         seeded.as_secs_f64()
     );
     println!(
-        "| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms | server CPU us/req |"
+        "| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms | server CPU us/req \
+         | send / review / reject % |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for m in &measured {
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
             m.name,
             m.concurrency,
             m.requests,
@@ -691,7 +726,8 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
             m.rate(),
             m.ms(0.5),
             m.ms(0.99),
-            m.cpu_us().map_or("–".to_owned(), |us| format!("{us:.0}"))
+            m.cpu_us().map_or("–".to_owned(), |us| format!("{us:.0}")),
+            m.decisions.as_ref().map_or("–".to_owned(), |t| t.shares())
         );
     }
     if let Some((rate, requests)) = drafts_rate {

@@ -266,6 +266,37 @@ pub struct GateConfig {
     /// 1.6 KiB per send).
     #[arg(long, env = "PERTINENT_GATE_HISTORY_MIB", default_value_t = 32)]
     pub history_cache_mib: u64,
+
+    /// Which of the gate's decisions are written to the store: `sends` (a decision that lets
+    /// a send through, with the send) or `all`. Decisions not written are remembered in
+    /// memory for retries (see --decision-memory-mib); docs/gate.md says what each costs.
+    #[arg(
+        long,
+        env = "PERTINENT_RECORD_DECISIONS",
+        value_enum,
+        default_value_t = RecordDecisions::Sends
+    )]
+    pub record_decisions: RecordDecisions,
+
+    /// Memory for the gate's recent decisions, which retries are answered from, in MiB
+    /// (about 1 KiB per decision).
+    #[arg(long, env = "PERTINENT_DECISION_MEMORY_MIB", default_value_t = 64)]
+    pub decision_memory_mib: u64,
+
+    /// How long a decision is remembered in memory for retries, in minutes.
+    #[arg(long, env = "PERTINENT_DECISION_MEMORY_MINUTES", default_value_t = 1440)]
+    pub decision_memory_minutes: u64,
+}
+
+/// Which gate decisions are written to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordDecisions {
+    /// Decisions that let a send through, written with the send. A retry of any other
+    /// decision is answered from memory, which a restart empties.
+    Sends,
+    /// Every decision: a retry gets the first decision even after a restart, at the cost of
+    /// a durable write per check.
+    All,
 }
 
 /// What the gate answers when the store is unavailable.
@@ -304,9 +335,18 @@ impl GateConfig {
             self.gate_timeout_ms >= 1,
             "--gate-timeout-ms must be at least 1"
         );
+        anyhow::ensure!(
+            self.decision_memory_mib >= 1,
+            "--decision-memory-mib must be at least 1"
+        );
+        anyhow::ensure!(
+            self.decision_memory_minutes >= 1,
+            "--decision-memory-minutes must be at least 1"
+        );
         Ok(crate::engine::gate::GateSettings {
             default_policy: policy,
             timeout: Duration::from_millis(self.gate_timeout_ms),
+            record_all: self.record_decisions == RecordDecisions::All,
         })
     }
 }

@@ -28,6 +28,7 @@ use moka::future::Cache;
 use moka::ops::compute::Op;
 use tokio::sync::Mutex;
 
+use super::memory::DecisionMemory;
 use super::{EngineError, EngineLimits, ResolvedCandidate};
 use crate::domain::{
     ContentId, ContentRecord, EngagementRecord, Millis, ProspectId, SendRecord, Tenant,
@@ -188,6 +189,10 @@ pub(super) struct Caches {
     lock_hasher: RandomState,
     /// Gate histories by prospect.
     histories: Cache<(Tenant, ProspectId), Arc<GateHistory>>,
+    /// Whether cached histories are exact: this process is the store's only writer.
+    pub(super) histories_exact: bool,
+    /// The gate's recent decisions by send id, for retries.
+    pub(super) decisions: DecisionMemory,
 }
 
 impl Caches {
@@ -258,6 +263,11 @@ impl Caches {
                     None => builder.build(),
                 }
             },
+            histories_exact: limits.exclusive_store,
+            decisions: DecisionMemory::new(
+                limits.decision_memory_bytes,
+                limits.decision_memory_ttl,
+            ),
         }
     }
 

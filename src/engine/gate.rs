@@ -1,9 +1,12 @@
 //! The send-path gate: one call before every send. Scoring plus the memory of what was sent and
 //! how the prospect reacted.
 //!
-//! Idempotency: the first decision is stored under the send id, in one write with the send it
-//! lets through, and a write that finds a decision stored already writes nothing and returns
-//! it; later calls return it too (`replayed`).
+//! Idempotency: a decision that lets a send through is stored under the send id, in one write
+//! with the send, and a write that finds a decision stored already writes nothing and returns
+//! it. Every decision is also remembered in memory (`memory.rs`) for a while, and a retry of
+//! its send id gets it back from there (`replayed`) without scoring again. So a refusal costs
+//! no write; its retry after a restart is decided again, from the same facts, under the same
+//! decision id. `--record-decisions all` writes every decision instead.
 //!
 //! Concurrency: a prospect's checks and reactions are serialised in this process (a lock per
 //! prospect, taken after scoring, so the model never runs under it): each check sees the sends
@@ -62,6 +65,40 @@ pub struct GateOutcome {
     pub replayed: bool,
 }
 
+impl GateOutcome {
+    /// About how much memory this outcome holds.
+    pub(super) fn approx_bytes(&self) -> usize {
+        let reasons = |reasons: &[Reason]| {
+            reasons
+                .iter()
+                .map(|r| r.message.len() + 32)
+                .sum::<usize>()
+        };
+        let result = self.result.as_ref().map_or(0, |r| {
+            r.candidate_id.len()
+                + reasons(&r.assessment.reasons)
+                + r.assessment
+                    .evidence
+                    .iter()
+                    .map(|e| e.signal_id.len() + 48)
+                    .sum::<usize>()
+                + 64
+        });
+        result
+            + reasons(&self.reasons)
+            + self.decision_id.len()
+            + self.repeat_of.as_ref().map_or(0, String::len)
+            + 128
+    }
+
+    fn replayed(&self) -> Self {
+        Self {
+            replayed: true,
+            ..self.clone()
+        }
+    }
+}
+
 /// One event of a prospect's history.
 #[derive(Debug, Clone)]
 pub enum HistoryEvent {
@@ -76,6 +113,9 @@ pub struct GateSettings {
     pub default_policy: GatePolicy,
     /// Upper bound of a check's store work, whatever the caller's deadline.
     pub timeout: Duration,
+    /// Write every decision to the store, not only those that let a send through
+    /// (`--record-decisions all`).
+    pub record_all: bool,
 }
 
 /// The share of the caller's remaining deadline the gate may spend before answering with the
@@ -156,9 +196,13 @@ impl Engine {
         }
     }
 
-    /// A replay is found without an extra read on the common path: a recorded check learns
-    /// of an earlier decision from `record_decision`, which writes nothing then. A dry run, or a
-    /// check whose prospect or piece has gone since, asks for the stored decision first.
+    /// Where a retry finds the first decision:
+    /// - in memory, where every decision this process made is remembered for a while (unless
+    ///   `--record-decisions all`, where the store holds them all);
+    /// - in the store, for a decision that let a send through: a recorded check learns of it
+    ///   from `record_decision`, which writes nothing then, or from the prospect's history,
+    ///   which lists the send. A dry run, or a check whose prospect or piece has gone since,
+    ///   asks the store.
     async fn decide(
         &self,
         tenant: &Tenant,
@@ -166,7 +210,7 @@ impl Engine {
         input: CheckInput,
         policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
-        if input.dry_run {
+        if input.dry_run && self.gate.record_all {
             if let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
                 return replay(&stored);
             }
@@ -175,6 +219,9 @@ impl Engine {
         let send_id = input.send_id.clone();
         match self.decide_afresh(tenant, prospect, input, policy).await {
             Err(EngineError::NotFound { kind, id }) => {
+                if let Some(first) = self.caches.decisions.get(tenant, &send_id) {
+                    return Ok(first.outcome.replayed());
+                }
                 match self.store.get_decision(tenant, &send_id).await? {
                     Some(stored) => replay(&stored),
                     None => Err(EngineError::NotFound { kind, id }),
@@ -224,8 +271,25 @@ impl Engine {
             .prospect_lock(tenant, prospect)
             .lock_owned()
             .await;
-        let since = planned_at.saturating_sub(policy.lookback_millis());
         let history = self.caches.history(&*self.store, tenant, prospect).await?;
+        let remembering = !self.gate.record_all;
+        if remembering {
+            // Under the lock, a check of this send id that ran meanwhile has left its decision.
+            if let Some(first) = self.caches.decisions.get(tenant, &input.send_id) {
+                return Ok(first.outcome.replayed());
+            }
+            // A send recorded before this process remembered it (a restart, or memory full).
+            if history.sends.iter().any(|s| s.send_id == input.send_id)
+                && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await?
+            {
+                return replay(&stored);
+            }
+        }
+        // Whether the history may lack a send of this send id: another replica's, or one past
+        // the history's limit. A decision that writes nothing then asks the store.
+        let history_may_lack_it =
+            !self.caches.histories_exact || history.sends.len() >= HISTORY_LIMIT;
+        let since = planned_at.saturating_sub(policy.lookback_millis());
         let past: Vec<PastSend<'_>> = history
             .sends
             .iter()
@@ -267,7 +331,23 @@ impl Engine {
             repeat_of: findings.repeat_of,
             replayed: false,
         };
+        let writes_nothing = input.dry_run || (remembering && decision != Decision::Send);
+        if remembering
+            && writes_nothing
+            && history_may_lack_it
+            && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await?
+        {
+            return replay(&stored);
+        }
         if input.dry_run {
+            return Ok(outcome);
+        }
+        if writes_nothing {
+            // Remembered under the lock, so that a concurrent retry finds it.
+            self.caches
+                .decisions
+                .insert(tenant, &input.send_id, prospect, &outcome);
+            drop(serial);
             return Ok(outcome);
         }
         let send = if decision == Decision::Send {
@@ -302,6 +382,7 @@ impl Engine {
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, send_id) =
             (tenant.clone(), prospect.clone(), input.send_id.clone());
+        let remembered = remembering.then(|| outcome.clone());
         let recorded = detached(async move {
             let _serial = serial;
             let (tenant, prospect) = (&tenant_owned, &prospect_owned);
@@ -314,6 +395,9 @@ impl Engine {
                 (Ok(_), _) => {}
                 // Whether a failed write reached the disk is unknown: read it again next time.
                 (Err(_), _) => caches.history_changed(tenant, prospect).await,
+            }
+            if let (Ok(None), Some(outcome)) = (&recorded, &remembered) {
+                caches.decisions.insert(tenant, &send_id, prospect, outcome);
             }
             recorded
         })

@@ -5,6 +5,7 @@
 
 mod cache;
 pub mod gate;
+mod memory;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,6 +58,12 @@ pub struct EngineLimits {
     pub history_cache_bytes: u64,
     /// Bytes of registered pieces (vectors and texts) to cache.
     pub content_cache_bytes: u64,
+    /// Bytes of recent gate decisions to remember for retries, and for how long.
+    pub decision_memory_bytes: u64,
+    pub decision_memory_ttl: Duration,
+    /// This process is the store's only writer (the embedded store), so what it caches of the
+    /// gate's histories is exact; with a shared store other replicas write too.
+    pub exclusive_store: bool,
 }
 
 /// A signal as a client sends it, before embedding.
@@ -274,6 +281,7 @@ impl Engine {
             let deleted = store.delete_prospect(&tenant, &id).await;
             // Invalidate even on error: part of the erasure may have happened.
             caches.prospect_changed(&tenant, &id).await;
+            caches.decisions.forget_prospect(&tenant, &id);
             deleted
         })
         .await?;

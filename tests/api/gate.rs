@@ -742,3 +742,177 @@ async fn a_retry_replays_even_after_the_piece_was_deleted() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// One send to ben an hour ago under a cap of one send a week, then a second check that the
+/// cap refuses: (the send's decision, the refusal).
+async fn a_send_and_a_refusal(app: &TestApp) -> (pb::GateDecision, pb::GateDecision) {
+    set_policy(
+        app,
+        pb::Policy {
+            max_sends: 1,
+            window_seconds: (7 * DAY) as u64,
+            min_gap_seconds: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let t0 = now_secs() - 3600;
+    let sent = check(
+        app,
+        check_request("ben", by_content("access-reviews"), "r1", Some(t0)),
+    )
+    .await;
+    assert!(is(&sent, pb::Decision::Send), "{sent:?}");
+    let refused = check(app, check_request("ben", ben_draft(1), "r2", Some(t0 + 60))).await;
+    assert!(is(&refused, pb::Decision::Reject), "{refused:?}");
+    assert_eq!(gate_codes(&refused)[0], ReasonCode::FrequencyCap);
+    (sent, refused)
+}
+
+/// The cap of one send a week lifted to ten.
+async fn lift_the_cap(app: &TestApp) {
+    set_policy(
+        app,
+        pb::Policy {
+            max_sends: 10,
+            window_seconds: (7 * DAY) as u64,
+            min_gap_seconds: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refusal_is_remembered_for_retries_and_not_written() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let (_, refused) = a_send_and_a_refusal(&app).await;
+    // By default only a decision that lets a send through is written (with the send).
+    assert!(app.stored_decision("t", "r1").await.is_some());
+    assert!(app.stored_decision("t", "r2").await.is_none());
+    // A retry gets the first decision although the cap that refused it has been lifted; a new
+    // send id is decided under the new policy.
+    lift_the_cap(&app).await;
+    let retry = check(
+        &app,
+        check_request("ben", ben_draft(1), "r2", Some(now_secs() - 3540)),
+    )
+    .await;
+    assert!(retry.replayed);
+    assert_eq!(retry.decision, refused.decision);
+    assert_eq!(retry.decision_id, refused.decision_id);
+    assert_eq!(retry.reasons, refused.reasons);
+    let fresh = check(
+        &app,
+        check_request("ben", ben_draft(1), "r3", Some(now_secs() - 3480)),
+    )
+    .await;
+    assert!(!fresh.replayed);
+    assert!(
+        !gate_codes(&fresh).contains(&ReasonCode::FrequencyCap),
+        "{fresh:?}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_retries_of_a_refusal_agree() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let (_, refused) = a_send_and_a_refusal(&app).await;
+    let answers = futures::future::join_all((0..20).map(|_| {
+        let app = &app;
+        async move {
+            check(
+                app,
+                check_request("ben", ben_draft(2), "r4", Some(now_secs() - 3500)),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 1);
+    assert!(answers.iter().all(|a| is(a, pb::Decision::Reject)
+        && a.decision_id == answers[0].decision_id
+        && a.reasons == answers[0].reasons));
+    assert_ne!(answers[0].decision_id, refused.decision_id);
+    assert_eq!(sends_in_history(&app, "ben").await.len(), 1);
+}
+
+#[tokio::test]
+async fn after_a_restart_a_send_replays_and_a_refusal_is_decided_again() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let (sent, refused) = a_send_and_a_refusal(&app).await;
+    let app = app.restart().await;
+    // The send was written: its retry replays it, and records nothing more.
+    let retry = check(
+        &app,
+        check_request("ben", by_content("access-reviews"), "r1", Some(now_secs())),
+    )
+    .await;
+    assert!(retry.replayed, "{retry:?}");
+    assert_eq!(retry.decision_id, sent.decision_id);
+    assert!(is(&retry, pb::Decision::Send));
+    assert_eq!(sends_in_history(&app, "ben").await.len(), 1);
+    // The refusal was only remembered: it is decided again, from the same facts, to the same
+    // decision under the same id.
+    let again = check(
+        &app,
+        check_request("ben", ben_draft(1), "r2", Some(now_secs() - 3540)),
+    )
+    .await;
+    assert!(!again.replayed);
+    assert_eq!(again.decision_id, refused.decision_id);
+    assert!(is(&again, pb::Decision::Reject), "{again:?}");
+    assert_eq!(gate_codes(&again)[0], ReasonCode::FrequencyCap);
+}
+
+#[tokio::test]
+async fn recording_every_decision_replays_a_refusal_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = |s: &mut pertinent::config::ServeSettings| {
+        s.gate.record_decisions = pertinent::config::RecordDecisions::All;
+    };
+    let app = spawn_app_in(dir.path(), all).await;
+    seed_tenant(&app, "t").await;
+    let (_, refused) = a_send_and_a_refusal(&app).await;
+    assert!(app.stored_decision("t", "r2").await.is_some());
+    let app = app.restart_with(all).await;
+    lift_the_cap(&app).await;
+    let retry = check(
+        &app,
+        check_request("ben", ben_draft(1), "r2", Some(now_secs() - 3540)),
+    )
+    .await;
+    assert!(retry.replayed, "{retry:?}");
+    assert_eq!(retry.decision_id, refused.decision_id);
+    assert!(is(&retry, pb::Decision::Reject));
+}
+
+#[tokio::test]
+async fn erasing_a_prospect_forgets_its_remembered_decisions() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let (_, refused) = a_send_and_a_refusal(&app).await;
+    app.prospects()
+        .delete_prospect(pb::DeleteProspectRequest {
+            tenant: "t".into(),
+            id: "ben".into(),
+        })
+        .await
+        .unwrap();
+    upsert(&app, "t", prospect("ben", "Ben", "Helix Bank", "CISO")).await;
+    // The new ben has no sends: the same send id is decided afresh, and no cap applies.
+    let fresh = check(
+        &app,
+        check_request("ben", ben_draft(1), "r2", Some(now_secs() - 3540)),
+    )
+    .await;
+    assert!(!fresh.replayed, "the remembered refusal must be gone");
+    assert_eq!(fresh.decision_id, refused.decision_id);
+    assert!(
+        !gate_codes(&fresh).contains(&ReasonCode::FrequencyCap),
+        "{fresh:?}"
+    );
+}

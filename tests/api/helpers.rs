@@ -115,11 +115,30 @@ impl TestApp {
 
     /// Stops the service and starts a new one on the same data directory.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// As `restart`, with the new service's settings adjusted by `adjust`.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut ServeSettings)) -> TestApp {
         let dir = self.data_dir.clone();
         let temp = self.stop().await;
-        let mut app = spawn_app_in(&dir, |_| {}).await;
+        let mut app = spawn_app_in(&dir, adjust).await;
         app._temp = temp;
         app
+    }
+
+    /// The decision the embedded store holds for a send id, if any (to tell what was written
+    /// from what was only remembered).
+    pub async fn stored_decision(&self, tenant: &str, send_id: &str) -> Option<String> {
+        use pertinent::domain::{SendId, Tenant};
+        use pertinent::store::VectorStore;
+        let StoreHandle::Sqlite(store) = &self.store else {
+            panic!("the tests run on the embedded store");
+        };
+        store
+            .get_decision(&Tenant::parse(tenant).unwrap(), &SendId::parse(send_id).unwrap())
+            .await
+            .expect("the store answers")
     }
 }
 

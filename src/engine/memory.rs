@@ -1,0 +1,255 @@
+//! The gate's memory of its recent decisions, which retries of a send id are answered from.
+//!
+//! Retries come soon after the first attempt, so the oldest decision is the one to let go:
+//! entries leave in the order they came (first in, first out), when the memory is over its
+//! size or an entry is older than its time to live. A cache that admits by popularity would be
+//! wrong here: a new decision, asked for once so far, is exactly the one a retry needs.
+//!
+//! Sharded by a hash of (tenant, send id), each shard behind a plain mutex held for a map
+//! lookup or insert: short enough that contention does not matter at the concurrency of one
+//! process.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::gate::GateOutcome;
+use crate::domain::{ProspectId, SendId, Tenant};
+
+/// Shards of the memory; each holds an equal share of its bytes.
+const SHARDS: usize = 16;
+
+/// One remembered decision.
+pub(super) struct Remembered {
+    tenant: Tenant,
+    send: SendId,
+    pub prospect: ProspectId,
+    pub outcome: GateOutcome,
+    at: Instant,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    /// By the hash of (tenant, send id); a collision chains.
+    by_key: HashMap<u64, Vec<Arc<Remembered>>>,
+    /// Oldest first.
+    order: VecDeque<Arc<Remembered>>,
+    bytes: usize,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, tenant: &Tenant, send: &SendId) -> Option<&Arc<Remembered>> {
+        self.by_key
+            .get(&hash)?
+            .iter()
+            .find(|r| r.tenant == *tenant && r.send == *send)
+    }
+
+    /// Lets the oldest entry go.
+    fn pop_oldest(&mut self, hasher: &RandomState) {
+        let Some(oldest) = self.order.pop_front() else {
+            return;
+        };
+        self.bytes -= oldest.bytes;
+        let hash = hasher.hash_one((&oldest.tenant, &oldest.send));
+        if let Some(chain) = self.by_key.get_mut(&hash) {
+            chain.retain(|r| !Arc::ptr_eq(r, &oldest));
+            if chain.is_empty() {
+                self.by_key.remove(&hash);
+            }
+        }
+    }
+}
+
+/// Recent decisions by (tenant, send id), bounded in bytes and age.
+pub(super) struct DecisionMemory {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+    shard_bytes: usize,
+    ttl: Duration,
+}
+
+impl DecisionMemory {
+    pub(super) fn new(bytes: u64, ttl: Duration) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            shard_bytes: usize::try_from(bytes / SHARDS as u64).unwrap_or(usize::MAX),
+            ttl,
+        }
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        // A panic while holding a shard cannot leave it inconsistent in a way that matters
+        // more than losing the memory: go on with it.
+        self.shards[(hash % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The decision remembered for this send id, if it is younger than the time to live.
+    pub(super) fn get(&self, tenant: &Tenant, send: &SendId) -> Option<Arc<Remembered>> {
+        let hash = self.hasher.hash_one((tenant, send));
+        let shard = self.shard(hash);
+        shard
+            .find(hash, tenant, send)
+            .filter(|r| r.at.elapsed() < self.ttl)
+            .cloned()
+    }
+
+    /// Remembers a decision. A send id already remembered keeps its first decision.
+    pub(super) fn insert(
+        &self,
+        tenant: &Tenant,
+        send: &SendId,
+        prospect: &ProspectId,
+        outcome: &GateOutcome,
+    ) {
+        let hash = self.hasher.hash_one((tenant, send));
+        let bytes = tenant.as_str().len()
+            + send.as_str().len()
+            + prospect.as_str().len()
+            + outcome.approx_bytes()
+            + 96;
+        let entry = Arc::new(Remembered {
+            tenant: tenant.clone(),
+            send: send.clone(),
+            prospect: prospect.clone(),
+            outcome: outcome.clone(),
+            at: Instant::now(),
+            bytes,
+        });
+        let mut shard = self.shard(hash);
+        if let Some(first) = shard.find(hash, tenant, send)
+            && first.at.elapsed() < self.ttl
+        {
+            return;
+        }
+        while shard.bytes + bytes > self.shard_bytes
+            || shard
+                .order
+                .front()
+                .is_some_and(|oldest| oldest.at.elapsed() >= self.ttl)
+        {
+            if shard.order.is_empty() {
+                // Larger than a whole shard: not remembered.
+                return;
+            }
+            shard.pop_oldest(&self.hasher);
+        }
+        shard.bytes += bytes;
+        shard.order.push_back(entry.clone());
+        let chain = shard.by_key.entry(hash).or_default();
+        // An expired entry of the same send id may still be chained: the new one replaces it.
+        chain.retain(|r| !(r.tenant == *tenant && r.send == *send));
+        chain.push(entry);
+    }
+
+    /// Forgets every decision about a prospect (its erasure).
+    pub(super) fn forget_prospect(&self, tenant: &Tenant, prospect: &ProspectId) {
+        let gone = |r: &Remembered| r.tenant == *tenant && r.prospect == *prospect;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = shard.order.len();
+            shard.order.retain(|r| !gone(r));
+            if shard.order.len() == before {
+                continue;
+            }
+            shard.by_key.retain(|_, chain| {
+                chain.retain(|r| !gone(r));
+                !chain.is_empty()
+            });
+            shard.bytes = shard.order.iter().map(|r| r.bytes).sum();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoring::Decision;
+
+    fn outcome(id: &str) -> GateOutcome {
+        GateOutcome {
+            result: None,
+            decision: Decision::Reject,
+            reasons: Vec::new(),
+            decision_id: id.into(),
+            next_allowed_at: None,
+            repeat_of: None,
+            replayed: false,
+        }
+    }
+
+    fn ids(t: &str, s: &str, p: &str) -> (Tenant, SendId, ProspectId) {
+        (
+            Tenant::parse(t).unwrap(),
+            SendId::parse(s).unwrap(),
+            ProspectId::parse(p).unwrap(),
+        )
+    }
+
+    fn remembered(m: &DecisionMemory, t: &str, s: &str) -> Option<String> {
+        let (t, s, _) = ids(t, s, "p");
+        m.get(&t, &s).map(|r| r.outcome.decision_id.clone())
+    }
+
+    fn remember(m: &DecisionMemory, t: &str, s: &str, p: &str, id: &str) {
+        let (t, s, p) = ids(t, s, p);
+        m.insert(&t, &s, &p, &outcome(id));
+    }
+
+    #[test]
+    fn the_first_decision_of_a_send_id_is_kept() {
+        let m = DecisionMemory::new(1 << 20, Duration::from_secs(60));
+        remember(&m, "t", "s1", "p", "first");
+        remember(&m, "t", "s1", "p", "second");
+        assert_eq!(remembered(&m, "t", "s1").as_deref(), Some("first"));
+        // Tenants do not share send ids.
+        assert_eq!(remembered(&m, "u", "s1"), None);
+    }
+
+    #[test]
+    fn the_oldest_decisions_leave_first_when_memory_is_full() {
+        // Room for a few entries per shard: after many inserts the newest are all there and
+        // the oldest are gone.
+        let one = outcome("x").approx_bytes() + 96 + 8;
+        let m = DecisionMemory::new((SHARDS * one * 4) as u64, Duration::from_secs(60));
+        for i in 0..1000 {
+            remember(&m, "t", &format!("s{i}"), "p", &format!("d{i}"));
+        }
+        assert_eq!(remembered(&m, "t", "s0"), None);
+        assert_eq!(remembered(&m, "t", "s999").as_deref(), Some("d999"));
+        for shard in &m.shards {
+            let shard = shard.lock().unwrap();
+            assert!(shard.bytes <= m.shard_bytes);
+            assert_eq!(shard.bytes, shard.order.iter().map(|r| r.bytes).sum::<usize>());
+        }
+    }
+
+    #[test]
+    fn decisions_expire_after_their_time_to_live() {
+        let m = DecisionMemory::new(1 << 20, Duration::from_millis(30));
+        remember(&m, "t", "s1", "p", "first");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(remembered(&m, "t", "s1"), None);
+        // An expired decision does not block a new one of the same send id.
+        remember(&m, "t", "s1", "p", "again");
+        assert_eq!(remembered(&m, "t", "s1").as_deref(), Some("again"));
+    }
+
+    #[test]
+    fn erasing_a_prospect_forgets_only_its_decisions() {
+        let m = DecisionMemory::new(1 << 20, Duration::from_secs(60));
+        remember(&m, "t", "a1", "ana", "a");
+        remember(&m, "t", "b1", "ben", "b");
+        remember(&m, "u", "a2", "ana", "other tenant");
+        let (t, _, ana) = ids("t", "x", "ana");
+        m.forget_prospect(&t, &ana);
+        assert_eq!(remembered(&m, "t", "a1"), None);
+        assert_eq!(remembered(&m, "t", "b1").as_deref(), Some("b"));
+        assert_eq!(remembered(&m, "u", "a2").as_deref(), Some("other tenant"));
+    }
+}
