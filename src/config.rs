@@ -264,7 +264,12 @@ pub struct GateConfig {
 
     /// Memory for prospects' send and engagement histories read by the gate, in MiB (about
     /// 1.6 KiB per send).
-    #[arg(long, env = "PERTINENT_GATE_HISTORY_MIB", default_value_t = 32)]
+    #[arg(
+        long = "gate-history-mib",
+        alias = "history-cache-mib",
+        env = "PERTINENT_GATE_HISTORY_MIB",
+        default_value_t = 32
+    )]
     pub history_cache_mib: u64,
 
     /// Which of the gate's decisions are written to the store: `sends` (a decision that lets
@@ -284,7 +289,11 @@ pub struct GateConfig {
     pub decision_memory_mib: u64,
 
     /// How long a decision is remembered in memory for retries, in minutes.
-    #[arg(long, env = "PERTINENT_DECISION_MEMORY_MINUTES", default_value_t = 1440)]
+    #[arg(
+        long,
+        env = "PERTINENT_DECISION_MEMORY_MINUTES",
+        default_value_t = 1440
+    )]
     pub decision_memory_minutes: u64,
 }
 

@@ -68,12 +68,8 @@ pub struct GateOutcome {
 impl GateOutcome {
     /// About how much memory this outcome holds.
     pub(super) fn approx_bytes(&self) -> usize {
-        let reasons = |reasons: &[Reason]| {
-            reasons
-                .iter()
-                .map(|r| r.message.len() + 32)
-                .sum::<usize>()
-        };
+        let reasons =
+            |reasons: &[Reason]| reasons.iter().map(|r| r.message.len() + 32).sum::<usize>();
         let result = self.result.as_ref().map_or(0, |r| {
             r.candidate_id.len()
                 + reasons(&r.assessment.reasons)

@@ -225,7 +225,10 @@ mod tests {
         for shard in &m.shards {
             let shard = shard.lock().unwrap();
             assert!(shard.bytes <= m.shard_bytes);
-            assert_eq!(shard.bytes, shard.order.iter().map(|r| r.bytes).sum::<usize>());
+            assert_eq!(
+                shard.bytes,
+                shard.order.iter().map(|r| r.bytes).sum::<usize>()
+            );
         }
     }
 

@@ -136,7 +136,10 @@ impl TestApp {
             panic!("the tests run on the embedded store");
         };
         store
-            .get_decision(&Tenant::parse(tenant).unwrap(), &SendId::parse(send_id).unwrap())
+            .get_decision(
+                &Tenant::parse(tenant).unwrap(),
+                &SendId::parse(send_id).unwrap(),
+            )
             .await
             .expect("the store answers")
     }

@@ -127,3 +127,32 @@ fn the_image_runs_non_root_with_an_exec_form_entrypoint() {
         "ONNX Runtime needs libstdc++"
     );
 }
+
+#[test]
+fn every_flag_the_readme_lists_is_a_flag_of_serve_with_that_variable() {
+    use clap::CommandFactory;
+    let cli = pertinent::config::Cli::command();
+    let serve = cli.find_subcommand("serve").expect("a serve subcommand");
+    let flags: std::collections::HashMap<String, Option<String>> = serve
+        .get_arguments()
+        .filter_map(|a| {
+            let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+            a.get_long().map(|long| (format!("--{long}"), env))
+        })
+        .collect();
+    let readme = read("README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
+    assert!(
+        rows.len() >= 30,
+        "the README's configuration table is missing"
+    );
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (flag, env) = (cells[1].trim_matches('`'), cells[2].trim_matches('`'));
+        assert_eq!(
+            flags.get(flag),
+            Some(&Some(env.to_owned())),
+            "README lists {flag} with {env}; `pertinent serve` disagrees"
+        );
+    }
+}
