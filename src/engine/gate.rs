@@ -4,9 +4,9 @@
 //! Idempotency: a decision that lets a send through is stored under the send id, in one write
 //! with the send, and a write that finds a decision stored already writes nothing and returns
 //! it. Every decision is also remembered in memory (`memory.rs`) for a while, and a retry of
-//! its send id gets it back from there (`replayed`) without scoring again. So a refusal costs
-//! no write; its retry after a restart is decided again, from the same facts, under the same
-//! decision id. `--record-decisions all` writes every decision instead.
+//! its send id gets it back from there (`replayed`). So a refusal costs no write; its retry
+//! after a restart is decided again, from the same facts, under the same decision id.
+//! `--record-decisions all` writes every decision instead.
 //!
 //! Concurrency: a prospect's checks and reactions are serialised in this process (a lock per
 //! prospect, taken after scoring, so the model never runs under it): each check sees the sends
