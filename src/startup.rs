@@ -109,10 +109,10 @@ impl App {
             // invalidates at once; entries still expire after EMBEDDED_CACHE_TTL, which bounds the
             // one staleness left: a load that read the store just before a write and landed in
             // the cache just after the write's invalidation.
-            cache_ttl: Some(match handle {
+            cache_ttl: match handle {
                 StoreHandle::Qdrant(_) => settings.store.cache_ttl(),
                 StoreHandle::Sqlite(_) => EMBEDDED_CACHE_TTL,
-            }),
+            },
             profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
             text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
             history_cache_bytes: settings.gate.history_cache_mib * 1024 * 1024,

@@ -197,17 +197,16 @@ pub(super) struct Caches {
 
 impl Caches {
     pub(super) fn new(limits: &EngineLimits) -> Self {
-        // With a TTL every cache expires entries; without one they live until invalidated.
-        fn built<K, V>(capacity: u64, ttl: Option<Duration>) -> Cache<K, V>
+        // Every cache but the embeddings' (which a write cannot make stale) expires entries.
+        fn built<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
         where
             K: std::hash::Hash + Eq + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
         {
-            let builder = Cache::builder().max_capacity(capacity);
-            match ttl {
-                Some(ttl) => builder.time_to_live(ttl).build(),
-                None => builder.build(),
-            }
+            Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
         }
         let ttl = limits.cache_ttl;
         Self {
@@ -219,30 +218,22 @@ impl Caches {
                         .unwrap_or(u32::MAX)
                 })
                 .build(),
-            profiles: {
-                let builder = Cache::builder()
-                    .max_capacity(limits.profile_cache_bytes)
-                    .weigher(|_: &(Tenant, ProspectId), p: &Stamped<Arc<Profile>>| {
-                        p.value.approx_bytes().try_into().unwrap_or(u32::MAX)
-                    });
-                match ttl {
-                    Some(ttl) => builder.time_to_live(ttl).build(),
-                    None => builder.build(),
-                }
-            },
-            contents: {
-                let builder = Cache::builder()
-                    .max_capacity(limits.content_cache_bytes)
-                    .weigher(|_: &(Tenant, ContentId), c: &Arc<CachedContent>| {
-                        (c.vector.len() * 4 + c.text.len() + 64)
-                            .try_into()
-                            .unwrap_or(u32::MAX)
-                    });
-                match ttl {
-                    Some(ttl) => builder.time_to_live(ttl).build(),
-                    None => builder.build(),
-                }
-            },
+            profiles: Cache::builder()
+                .max_capacity(limits.profile_cache_bytes)
+                .time_to_live(ttl)
+                .weigher(|_: &(Tenant, ProspectId), p: &Stamped<Arc<Profile>>| {
+                    p.value.approx_bytes().try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
+            contents: Cache::builder()
+                .max_capacity(limits.content_cache_bytes)
+                .time_to_live(ttl)
+                .weigher(|_: &(Tenant, ContentId), c: &Arc<CachedContent>| {
+                    (c.vector.len() * 4 + c.text.len() + 64)
+                        .try_into()
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
             samples: built(10_000, ttl),
             piece_baselines: built(100_000, ttl),
             generation: AtomicU64::new(0),
@@ -252,17 +243,13 @@ impl Caches {
                 .map(|_| Arc::new(Mutex::new(())))
                 .collect(),
             lock_hasher: RandomState::new(),
-            histories: {
-                let builder = Cache::builder()
-                    .max_capacity(limits.history_cache_bytes)
-                    .weigher(|_: &(Tenant, ProspectId), h: &Arc<GateHistory>| {
-                        h.approx_bytes().try_into().unwrap_or(u32::MAX)
-                    });
-                match ttl {
-                    Some(ttl) => builder.time_to_live(ttl).build(),
-                    None => builder.build(),
-                }
-            },
+            histories: Cache::builder()
+                .max_capacity(limits.history_cache_bytes)
+                .time_to_live(ttl)
+                .weigher(|_: &(Tenant, ProspectId), h: &Arc<GateHistory>| {
+                    h.approx_bytes().try_into().unwrap_or(u32::MAX)
+                })
+                .build(),
             histories_exact: limits.exclusive_store,
             decisions: DecisionMemory::new(
                 limits.decision_memory_bytes,

@@ -47,9 +47,9 @@ pub struct EngineLimits {
     pub max_in_flight: usize,
     /// Tenant-wide scans (FindAudience) at once.
     pub max_scans: usize,
-    /// How long cached profiles, content and baselines may be served; `None`: until
-    /// invalidated by a write.
-    pub cache_ttl: Option<Duration>,
+    /// How long cached profiles, content, baselines, policies and histories may be served
+    /// (writes through this engine also invalidate them at once).
+    pub cache_ttl: Duration,
     /// Bytes of prospect profiles to cache.
     pub profile_cache_bytes: u64,
     /// Bytes of text embeddings to cache (texts plus vectors).
@@ -367,14 +367,15 @@ impl Engine {
             tags: content.tags,
             vector: vector.as_ref().clone(),
         };
-        let (store, caches, owner) = (self.store.clone(), self.caches.clone(), tenant.clone());
-        detached(async move {
-            let stored = store.upsert_content(&owner, &record).await;
-            caches.content_changed(&owner, &record.id).await;
-            stored.map(|()| record)
-        })
-        .await?
-        .map_err(EngineError::from)
+        let id = record.id.clone();
+        Ok(self
+            .write_content(tenant, &id, move |store, tenant| async move {
+                store
+                    .upsert_content(&tenant, &record)
+                    .await
+                    .map(|()| record)
+            })
+            .await??)
     }
 
     /// A registered content piece.
@@ -395,19 +396,39 @@ impl Engine {
         tenant: &Tenant,
         id: &ContentId,
     ) -> Result<bool, EngineError> {
+        let gone = id.clone();
+        Ok(self
+            .write_content(tenant, id, move |store, tenant| async move {
+                store.delete_content(&tenant, &gone).await
+            })
+            .await??)
+    }
+
+    /// A write of one content piece, then the invalidation of what is cached of it, run to the
+    /// end even when the caller goes (`detached`).
+    async fn write_content<T, W, F>(
+        &self,
+        tenant: &Tenant,
+        id: &ContentId,
+        write: W,
+    ) -> Result<Result<T, StoreError>, EngineError>
+    where
+        T: Send + 'static,
+        W: FnOnce(Arc<dyn VectorStore>, Tenant) -> F + Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
         let (store, caches, tenant, id) = (
             self.store.clone(),
             self.caches.clone(),
             tenant.clone(),
             id.clone(),
         );
-        let deleted = detached(async move {
-            let deleted = store.delete_content(&tenant, &id).await;
+        detached(async move {
+            let written = write(store, tenant.clone()).await;
             caches.content_changed(&tenant, &id).await;
-            deleted
+            written
         })
-        .await?;
-        Ok(deleted?)
+        .await
     }
 
     // ------------------------------------------------------------ scoring
