@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use hdrhistogram::Histogram;
+use prost::Message as _;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
@@ -426,6 +427,8 @@ struct Measured {
     server_cpu: Option<Duration>,
     /// For gate workloads, how the checks were decided.
     decisions: Option<Arc<Tally>>,
+    /// Encoded size of all answers (protobuf bytes, before gRPC framing).
+    answer_bytes: u64,
 }
 
 /// How many checks of a workload were decided SEND, REVIEW and REJECT.
@@ -463,13 +466,17 @@ impl Measured {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
+    /// Mean encoded size of an answer.
+    fn answer_size(&self) -> u64 {
+        self.answer_bytes / self.requests.max(1)
+    }
     fn ms(&self, q: f64) -> f64 {
         self.histogram.value_at_quantile(q) as f64 / 1000.0
     }
 }
 
 /// Closed-loop load: `concurrency` tasks each send one request at a time until `duration`
-/// has passed. `call(i)` makes request number i.
+/// has passed. `call(i)` makes request number i and returns the encoded size of its answer.
 async fn load<F, Fut>(
     name: &'static str,
     concurrency: usize,
@@ -478,33 +485,37 @@ async fn load<F, Fut>(
 ) -> anyhow::Result<Measured>
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+    Fut: std::future::Future<Output = Result<usize, tonic::Status>> + Send,
 {
     let call = Arc::new(call);
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (call, stop, counter, errors, histogram) = (
+        let (call, stop, counter, errors, bytes, histogram) = (
             call.clone(),
             stop.clone(),
             counter.clone(),
             errors.clone(),
+            bytes.clone(),
             histogram.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            let mut local_bytes = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
                 match call(i).await {
-                    Ok(()) => {
+                    Ok(size) => {
                         let _ = local.record(t.elapsed().as_micros().max(1) as u64);
+                        local_bytes += size as u64;
                     }
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -512,6 +523,7 @@ where
                 }
             }
             let _ = histogram.lock().await.add(&local);
+            bytes.fetch_add(local_bytes, Ordering::Relaxed);
         }));
     }
     tokio::time::sleep(duration).await;
@@ -532,6 +544,7 @@ where
         histogram,
         server_cpu: None,
         decisions: None,
+        answer_bytes: bytes.load(Ordering::Relaxed),
     })
 }
 
@@ -586,7 +599,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                     candidate: piece(i, contents),
                 })
                 .await
-                .map(|_| ())
+                .map(|r| r.get_ref().encoded_len())
             }
         }
     };
@@ -603,7 +616,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                     candidate,
                 })
                 .await
-                .map(|_| ())
+                .map(|r| r.get_ref().encoded_len())
             }
         }
     };
@@ -633,7 +646,10 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                     dry_run,
                 })
                 .await
-                .map(|r| tally.count(r.get_ref()))
+                .map(|r| {
+                    tally.count(r.get_ref());
+                    r.get_ref().encoded_len()
+                })
             }
         }
     };
@@ -706,7 +722,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                             limit: 10,
                         })
                         .await
-                        .map(|_| ())
+                        .map(|r| r.get_ref().encoded_len())
                     }
                 })
                 .await?
@@ -730,12 +746,12 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     );
     println!(
         "| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms | server CPU us/req \
-         | send / review / reject % |"
+         | answer bytes | send / review / reject % |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for m in &measured {
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
             m.name,
             m.concurrency,
             m.requests,
@@ -744,6 +760,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
             m.ms(0.5),
             m.ms(0.99),
             m.cpu_us().map_or("–".to_owned(), |us| format!("{us:.0}")),
+            m.answer_size(),
             m.decisions.as_ref().map_or("–".to_owned(), |t| t.shares())
         );
     }

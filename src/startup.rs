@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -17,6 +18,7 @@ use crate::config::ServeSettings;
 use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
 use crate::engine::{Engine, EngineLimits};
+use crate::grpc::conn::SmallWrites;
 use crate::grpc::pb::content_service_server::ContentServiceServer;
 use crate::grpc::pb::gate_service_server::GateServiceServer;
 use crate::grpc::pb::prospect_service_server::ProspectServiceServer;
@@ -197,10 +199,12 @@ impl App {
             )
             // Our own listener (so port 0 works) means tonic does not set TCP_NODELAY itself:
             // without it, a response written in two parts waits ~40 ms for a delayed ACK.
+            // `SmallWrites` lets answers that finish together share a write (grpc/conn.rs).
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener)
                     .with_nodelay(Some(true))
-                    .with_keepalive(Some(Duration::from_secs(60))),
+                    .with_keepalive(Some(Duration::from_secs(60)))
+                    .map(|accepted| accepted.map(SmallWrites::new)),
                 async {
                     shutdown.await;
                     readiness.abort();

@@ -1,0 +1,109 @@
+//! The server's side of a client connection, tuned for many small unary answers.
+//!
+//! h2 copies a DATA frame into its write buffer only when the frame is smaller than a
+//! threshold, 256 bytes on a socket that takes vectored writes, 1 KiB otherwise (h2 0.4,
+//! `codec/framed_write.rs`). A larger frame waits in its own slot, and only one can wait, so
+//! every answer over 256 bytes costs a `writev` of its own, where smaller answers that finish
+//! together leave in one. Most of pertinent's answers are a few hundred bytes: a Check's is
+//! about 400, a Score's a little over 200 and more with more reasons. Declaring the socket
+//! non-vectored raises the threshold to 1 KiB, so that these answers share writes too. An
+//! answer over 1 KiB (Rank, FindAudience, History) then leaves in two `write`s instead of
+//! one `writev`, which is small beside the work such an answer takes.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// A TCP connection that tells h2 to copy answers of up to 1 KiB into its write buffer.
+#[derive(Debug)]
+pub struct SmallWrites(TcpStream);
+
+impl SmallWrites {
+    /// Wraps an accepted connection.
+    pub fn new(stream: TcpStream) -> Self {
+        Self(stream)
+    }
+}
+
+impl Connected for SmallWrites {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.0.connect_info()
+    }
+}
+
+impl AsyncRead for SmallWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SmallWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    /// The point of the type: h2 asks this to choose its copy threshold.
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+
+    /// Whoever writes vectored anyway gets the socket's vectored write.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn bytes_pass_both_ways_and_h2_is_told_to_copy() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"ping").await.unwrap();
+            let mut answer = [0u8; 4];
+            s.read_exact(&mut answer).await.unwrap();
+            answer
+        });
+        let (stream, peer) = listener.accept().await.unwrap();
+        let mut server = SmallWrites::new(stream);
+        assert!(!server.is_write_vectored());
+        assert_eq!(server.connect_info().remote_addr, Some(peer));
+        let mut got = [0u8; 4];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        server.write_all(b"pong").await.unwrap();
+        assert_eq!(&client.await.unwrap(), b"pong");
+    }
+}
