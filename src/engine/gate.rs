@@ -65,36 +65,6 @@ pub struct GateOutcome {
     pub replayed: bool,
 }
 
-impl GateOutcome {
-    /// About how much memory this outcome holds.
-    pub(super) fn approx_bytes(&self) -> usize {
-        let reasons =
-            |reasons: &[Reason]| reasons.iter().map(|r| r.message.len() + 32).sum::<usize>();
-        let result = self.result.as_ref().map_or(0, |r| {
-            r.candidate_id.len()
-                + reasons(&r.assessment.reasons)
-                + r.assessment
-                    .evidence
-                    .iter()
-                    .map(|e| e.signal_id.len() + 48)
-                    .sum::<usize>()
-                + 64
-        });
-        result
-            + reasons(&self.reasons)
-            + self.decision_id.len()
-            + self.repeat_of.as_ref().map_or(0, String::len)
-            + 128
-    }
-
-    fn replayed(&self) -> Self {
-        Self {
-            replayed: true,
-            ..self.clone()
-        }
-    }
-}
-
 /// One event of a prospect's history.
 #[derive(Debug, Clone)]
 pub enum HistoryEvent {
@@ -216,7 +186,7 @@ impl Engine {
         match self.decide_afresh(tenant, prospect, input, policy).await {
             Err(EngineError::NotFound { kind, id }) => {
                 if let Some(first) = self.caches.decisions.get(tenant, &send_id) {
-                    return Ok(first.outcome.replayed());
+                    return recall(first.decision());
                 }
                 match self.store.get_decision(tenant, &send_id).await? {
                     Some(stored) => replay(&stored),
@@ -272,7 +242,7 @@ impl Engine {
         if remembering {
             // Under the lock, a check of this send id that ran meanwhile has left its decision.
             if let Some(first) = self.caches.decisions.get(tenant, &input.send_id) {
-                return Ok(first.outcome.replayed());
+                return recall(first.decision());
             }
             // A send recorded before this process remembered it (a restart, or memory full).
             if history.sends.iter().any(|s| s.send_id == input.send_id)
@@ -340,9 +310,10 @@ impl Engine {
         }
         if writes_nothing {
             // Remembered under the lock, so that a concurrent retry finds it.
+            let kept = keep(&outcome)?;
             self.caches
                 .decisions
-                .insert(tenant, &input.send_id, prospect, &outcome);
+                .insert(tenant, &input.send_id, prospect, kept);
             drop(serial);
             return Ok(outcome);
         }
@@ -370,15 +341,18 @@ impl Engine {
         } else {
             None
         };
-        let body = serde_json::to_string(&outcome)
-            .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))?;
+        let body = encode(&outcome)?;
         // The write and the cache update run to the end even when this call is abandoned (the
         // caller's deadline), holding the prospect's lock: the next check of this prospect
         // then sees exactly what the store holds.
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, send_id) =
             (tenant.clone(), prospect.clone(), input.send_id.clone());
-        let remembered = remembering.then(|| outcome.clone());
+        let kept = if remembering {
+            Some(keep(&outcome)?)
+        } else {
+            None
+        };
         let recorded = detached(async move {
             let _serial = serial;
             let (tenant, prospect) = (&tenant_owned, &prospect_owned);
@@ -392,8 +366,8 @@ impl Engine {
                 // Whether a failed write reached the disk is unknown: read it again next time.
                 (Err(_), _) => caches.history_changed(tenant, prospect).await,
             }
-            if let (Ok(None), Some(outcome)) = (&recorded, &remembered) {
-                caches.decisions.insert(tenant, &send_id, prospect, outcome);
+            if let (Ok(None), Some(kept)) = (&recorded, kept) {
+                caches.decisions.insert(tenant, &send_id, prospect, kept);
             }
             recorded
         })
@@ -527,9 +501,31 @@ impl Engine {
     }
 }
 
+/// A decision as the store keeps it.
+fn encode(outcome: &GateOutcome) -> Result<String, EngineError> {
+    serde_json::to_string(outcome)
+        .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))
+}
+
+/// A stored decision, as the answer to a retry.
 fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
     let mut outcome: GateOutcome = serde_json::from_str(stored)
         .map_err(|e| EngineError::Store(StoreError::Backend(format!("stored decision: {e}"))))?;
+    outcome.replayed = true;
+    Ok(outcome)
+}
+
+/// A decision as the decision memory keeps it.
+fn keep(outcome: &GateOutcome) -> Result<Box<[u8]>, EngineError> {
+    postcard::to_allocvec(outcome)
+        .map(Vec::into_boxed_slice)
+        .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))
+}
+
+/// A remembered decision, as the answer to a retry.
+fn recall(kept: &[u8]) -> Result<GateOutcome, EngineError> {
+    let mut outcome: GateOutcome = postcard::from_bytes(kept)
+        .map_err(|e| EngineError::Unavailable(format!("remembered decision: {e}")))?;
     outcome.replayed = true;
     Ok(outcome)
 }

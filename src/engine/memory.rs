@@ -5,6 +5,12 @@
 //! size or an entry is older than its time to live. A cache that admits by popularity would be
 //! wrong here: a new decision, asked for once so far, is exactly the one a retry needs.
 //!
+//! A decision is kept encoded (postcard, a compact binary form of the same serde types the
+//! store keeps as JSON): one allocation of a few hundred bytes, cheaper to make and to let go
+//! than a copy of the decision's strings, and one whose length is most of what it costs, so
+//! that the memory's bound in bytes is close to what it really holds. A retry decodes it;
+//! retries are rare, decisions are not.
+//!
 //! Sharded by a hash of (tenant, send id), each shard behind a plain mutex held for a map
 //! lookup or insert: short enough that contention does not matter at the concurrency of one
 //! process.
@@ -14,20 +20,31 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::gate::GateOutcome;
 use crate::domain::{ProspectId, SendId, Tenant};
 
 /// Shards of the memory; each holds an equal share of its bytes.
 const SHARDS: usize = 16;
 
+/// What an entry costs besides its strings: the entry and its `Arc`, its places in the map
+/// and the queue, and the allocator's headers of its four allocations.
+const ENTRY_OVERHEAD: usize = 160;
+
 /// One remembered decision.
 pub(super) struct Remembered {
     tenant: Tenant,
     send: SendId,
-    pub prospect: ProspectId,
-    pub outcome: GateOutcome,
+    prospect: ProspectId,
+    /// The decision, encoded.
+    decision: Box<[u8]>,
     at: Instant,
     bytes: usize,
+}
+
+impl Remembered {
+    /// The decision, encoded.
+    pub(super) fn decision(&self) -> &[u8] {
+        &self.decision
+    }
 }
 
 #[derive(Default)]
@@ -99,25 +116,26 @@ impl DecisionMemory {
             .cloned()
     }
 
-    /// Remembers a decision. A send id already remembered keeps its first decision.
+    /// Remembers a decision (encoded). A send id already remembered keeps its first
+    /// decision.
     pub(super) fn insert(
         &self,
         tenant: &Tenant,
         send: &SendId,
         prospect: &ProspectId,
-        outcome: &GateOutcome,
+        decision: Box<[u8]>,
     ) {
         let hash = self.hasher.hash_one((tenant, send));
         let bytes = tenant.as_str().len()
             + send.as_str().len()
             + prospect.as_str().len()
-            + outcome.approx_bytes()
-            + 96;
+            + decision.len()
+            + ENTRY_OVERHEAD;
         let entry = Arc::new(Remembered {
             tenant: tenant.clone(),
             send: send.clone(),
             prospect: prospect.clone(),
-            outcome: outcome.clone(),
+            decision,
             at: Instant::now(),
             bytes,
         });
@@ -169,19 +187,6 @@ impl DecisionMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoring::Decision;
-
-    fn outcome(id: &str) -> GateOutcome {
-        GateOutcome {
-            result: None,
-            decision: Decision::Reject,
-            reasons: Vec::new(),
-            decision_id: id.into(),
-            next_allowed_at: None,
-            repeat_of: None,
-            replayed: false,
-        }
-    }
 
     fn ids(t: &str, s: &str, p: &str) -> (Tenant, SendId, ProspectId) {
         (
@@ -193,12 +198,13 @@ mod tests {
 
     fn remembered(m: &DecisionMemory, t: &str, s: &str) -> Option<String> {
         let (t, s, _) = ids(t, s, "p");
-        m.get(&t, &s).map(|r| r.outcome.decision_id.clone())
+        m.get(&t, &s)
+            .map(|r| String::from_utf8(r.decision().to_vec()).unwrap())
     }
 
     fn remember(m: &DecisionMemory, t: &str, s: &str, p: &str, id: &str) {
         let (t, s, p) = ids(t, s, p);
-        m.insert(&t, &s, &p, &outcome(id));
+        m.insert(&t, &s, &p, id.as_bytes().into());
     }
 
     #[test]
@@ -215,7 +221,7 @@ mod tests {
     fn the_oldest_decisions_leave_first_when_memory_is_full() {
         // Room for a few entries per shard: after many inserts the newest are all there and
         // the oldest are gone.
-        let one = outcome("x").approx_bytes() + 96 + 8;
+        let one = "t".len() + "s999".len() + "p".len() + "d999".len() + ENTRY_OVERHEAD;
         let m = DecisionMemory::new((SHARDS * one * 4) as u64, Duration::from_secs(60));
         for i in 0..1000 {
             remember(&m, "t", &format!("s{i}"), "p", &format!("d{i}"));
