@@ -61,6 +61,13 @@ pub struct BenchSettings {
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
 
+    /// Times the workloads run, in turn, on the same server. With more than one, each line
+    /// shows the median over rounds of req/s and CPU per request, and "CPU / Score" the median
+    /// of each round's ratio to that round's Score: on a host whose speed drifts, workloads
+    /// run side by side compare better than runs far apart.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: u64,
+
     /// HTTP/2 connections the load is spread over.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
@@ -466,12 +473,63 @@ impl Measured {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
-    /// Mean encoded size of an answer.
-    fn answer_size(&self) -> u64 {
-        self.answer_bytes / self.requests.max(1)
+}
+
+/// One line of the report: a workload's rounds together.
+struct Line {
+    name: &'static str,
+    concurrency: usize,
+    requests: u64,
+    errors: u64,
+    /// Median over rounds.
+    rate: f64,
+    /// Over all rounds' requests.
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Median over rounds.
+    cpu_us: Option<f64>,
+    /// Median over rounds of this round's CPU per request over Score's.
+    vs_score: Option<f64>,
+    answer_bytes: u64,
+    decisions: Option<Arc<Tally>>,
+}
+
+impl Line {
+    fn new(runs: Vec<Measured>, score_cpu: Option<&[f64]>) -> Self {
+        let first = &runs[0];
+        let mut histogram = first.histogram.clone();
+        for m in &runs[1..] {
+            let _ = histogram.add(&m.histogram);
+        }
+        let requests = runs.iter().map(|m| m.requests).sum::<u64>();
+        let cpu: Option<Vec<f64>> = runs.iter().map(Measured::cpu_us).collect();
+        let vs_score = cpu.as_deref().zip(score_cpu).map(|(cpu, score)| {
+            median(cpu.iter().zip(score).map(|(c, s)| c / s).collect())
+        });
+        Self {
+            name: first.name,
+            concurrency: first.concurrency,
+            requests,
+            errors: runs.iter().map(|m| m.errors).sum(),
+            rate: median(runs.iter().map(Measured::rate).collect()),
+            p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+            cpu_us: cpu.map(median),
+            vs_score,
+            answer_bytes: runs.iter().map(|m| m.answer_bytes).sum::<u64>() / requests.max(1),
+            decisions: first.decisions.clone(),
+        }
     }
-    fn ms(&self, q: f64) -> f64 {
-        self.histogram.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// The median (the mean of the middle two of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -624,14 +682,15 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
     // hit again within the fatigue window is refused, which is part of the work.
     let check = |chans: Arc<Vec<Channel>>,
                  tally: Arc<Tally>,
-                 prefix: &'static str,
+                 prefix: String,
                  dry_run: bool,
-                 drafts: bool| {
+                 drafts: u64| {
         move |i: u64| {
             let mut c = GateServiceClient::new(chans[i as usize % chans.len()].clone());
             let tally = tally.clone();
-            let candidate = if drafts {
-                new_draft(2_000_000 + i)
+            let send_id = format!("{prefix}-{i}");
+            let candidate = if drafts > 0 {
+                new_draft(drafts + i)
             } else {
                 piece(i, contents)
             };
@@ -640,7 +699,7 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
                     tenant: TENANT.into(),
                     prospect_id: prospect_of(i, prospects),
                     candidate,
-                    send_id: format!("{prefix}-{i}"),
+                    send_id,
                     channel: "email".into(),
                     planned_at: None,
                     dry_run,
@@ -672,43 +731,46 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         let warm = check(
             chans.clone(),
             Arc::new(Tally::default()),
-            "bench-warm",
+            "bench-warm".into(),
             true,
-            false,
+            0,
         );
         load("warm-up", s.concurrency, Duration::from_secs(2), warm).await?;
     }
 
-    let mut measured = Vec::new();
-    let mut drafts_rate = None;
-    for workload in s.workloads.iter().copied() {
+    // Each workload's measurements, one per round. Every round sends new drafts and new send
+    // ids, so that no round finds the texts embedded or the decisions made by an earlier one.
+    let mut rounds: Vec<Vec<Measured>> = s.workloads.iter().map(|_| Vec::new()).collect();
+    let tallies: Vec<Arc<Tally>> = s.workloads.iter().map(|_| Arc::default()).collect();
+    for (round, slot) in (0..s.rounds).flat_map(|r| (0..s.workloads.len()).map(move |w| (r, w))) {
+        let workload = s.workloads[slot];
         eprintln!("bench: {}...", workload.title());
         let name = workload.title();
+        let fresh = round * 10_000_000;
         let cpu_before = server.cpu_time();
         let mut m = match workload {
             Workload::Score => {
                 load(name, s.concurrency, duration, score_piece(chans.clone())).await?
             }
             Workload::Drafts => {
-                let call = score_draft(chans.clone(), 0, chans.len());
-                let m = load(name, s.draft_concurrency, duration, call).await?;
-                drafts_rate = Some((m.rate(), m.requests));
-                m
+                let call = score_draft(chans.clone(), fresh, chans.len());
+                load(name, s.draft_concurrency, duration, call).await?
             }
             Workload::Check | Workload::CheckDryRun | Workload::CheckDrafts => {
-                let tally = Arc::new(Tally::default());
+                let tally = tallies[slot].clone();
                 let (prefix, dry_run, drafts, concurrency) = match workload {
-                    Workload::Check => ("bench-content", false, false, s.concurrency),
-                    Workload::CheckDryRun => ("bench-dry", true, false, s.concurrency),
-                    _ => ("bench-draft", false, true, s.draft_concurrency),
+                    Workload::Check => ("bench-content", false, 0, s.concurrency),
+                    Workload::CheckDryRun => ("bench-dry", true, 0, s.concurrency),
+                    _ => ("bench-draft", false, fresh + 2_000_000, s.draft_concurrency),
                 };
+                let prefix = format!("{prefix}-{round}");
                 let call = check(chans.clone(), tally.clone(), prefix, dry_run, drafts);
                 let mut m = load(name, concurrency, duration, call).await?;
                 m.decisions = Some(tally);
                 m
             }
             Workload::SingleDraft => {
-                let call = score_draft(chans.clone(), 500_000, 1);
+                let call = score_draft(chans.clone(), fresh + 500_000, 1);
                 load(name, 1, duration / 2, call).await?
             }
             Workload::Audience => {
@@ -731,9 +793,23 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         m.server_cpu = cpu_before
             .zip(server.cpu_time())
             .map(|(before, after)| after.saturating_sub(before));
-        measured.push(m);
+        rounds[slot].push(m);
     }
     let peak_rss = server.peak_rss_mib();
+    let score_cpu: Option<Vec<f64>> = s
+        .workloads
+        .iter()
+        .position(|w| *w == Workload::Score)
+        .and_then(|at| rounds[at].iter().map(Measured::cpu_us).collect());
+    let lines: Vec<Line> = rounds
+        .into_iter()
+        .map(|runs| Line::new(runs, score_cpu.as_deref()))
+        .collect();
+    let drafts_rate = s
+        .workloads
+        .iter()
+        .position(|w| *w == Workload::Drafts)
+        .map(|at| (lines[at].rate, lines[at].requests));
 
     println!("## pertinent bench\n");
     println!(
@@ -744,24 +820,33 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         s.contents,
         seeded.as_secs_f64()
     );
+    if s.rounds > 1 {
+        println!(
+            "{} rounds of {} s per workload; req/s, CPU and CPU / Score are medians over \
+             rounds.\n",
+            s.rounds, s.seconds
+        );
+    }
     println!(
         "| workload | concurrency | requests | errors | req/s | p50 ms | p99 ms | server CPU us/req \
-         | answer bytes | send / review / reject % |"
+         | CPU / Score | answer bytes | send / review / reject % |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for m in &measured {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let dash = || "–".to_owned();
+    for l in &lines {
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
-            m.name,
-            m.concurrency,
-            m.requests,
-            m.errors,
-            m.rate(),
-            m.ms(0.5),
-            m.ms(0.99),
-            m.cpu_us().map_or("–".to_owned(), |us| format!("{us:.0}")),
-            m.answer_size(),
-            m.decisions.as_ref().map_or("–".to_owned(), |t| t.shares())
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            l.name,
+            l.concurrency,
+            l.requests,
+            l.errors,
+            l.rate,
+            l.p50_ms,
+            l.p99_ms,
+            l.cpu_us.map_or_else(dash, |us| format!("{us:.0}")),
+            l.vs_score.map_or_else(dash, |r| format!("{r:.2}x")),
+            l.answer_bytes,
+            l.decisions.as_ref().map_or_else(dash, |t| t.shares())
         );
     }
     if let Some((rate, requests)) = drafts_rate {
