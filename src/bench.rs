@@ -65,6 +65,7 @@ pub struct BenchSettings {
     /// shows the median over rounds of req/s and CPU per request, and "CPU / Score" the median
     /// of each round's ratio to that round's Score: on a host whose speed drifts, workloads
     /// run side by side compare better than runs far apart.
+    /// ("CPU / Score" compares a check on drafts with Score on drafts.)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub rounds: u64,
 
@@ -111,6 +112,15 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// The Score workload doing the same scoring, which "CPU / Score" compares with.
+    fn score_counterpart(self) -> Option<Workload> {
+        match self {
+            Workload::Score | Workload::Check | Workload::CheckDryRun => Some(Workload::Score),
+            Workload::Drafts | Workload::CheckDrafts => Some(Workload::Drafts),
+            Workload::SingleDraft | Workload::Audience => None,
+        }
+    }
+
     fn title(self) -> &'static str {
         match self {
             Workload::Score => "Score, registered content",
@@ -488,7 +498,8 @@ struct Line {
     p99_ms: f64,
     /// Median over rounds.
     cpu_us: Option<f64>,
-    /// Median over rounds of this round's CPU per request over Score's.
+    /// Median over rounds of this round's CPU per request over that of the Score workload
+    /// doing the same scoring (on registered content, or on drafts).
     vs_score: Option<f64>,
     answer_bytes: u64,
     decisions: Option<Arc<Tally>>,
@@ -796,14 +807,20 @@ pub async fn run(s: BenchSettings) -> anyhow::Result<()> {
         rounds[slot].push(m);
     }
     let peak_rss = server.peak_rss_mib();
-    let score_cpu: Option<Vec<f64>> = s
+    // Each round's CPU per request of a workload's Score counterpart, if it ran.
+    let cpu_of = |w: Workload| -> Option<Vec<f64>> {
+        let at = s.workloads.iter().position(|x| *x == w)?;
+        rounds[at].iter().map(Measured::cpu_us).collect()
+    };
+    let baselines: Vec<Option<Vec<f64>>> = s
         .workloads
         .iter()
-        .position(|w| *w == Workload::Score)
-        .and_then(|at| rounds[at].iter().map(Measured::cpu_us).collect());
+        .map(|w| w.score_counterpart().and_then(cpu_of))
+        .collect();
     let lines: Vec<Line> = rounds
         .into_iter()
-        .map(|runs| Line::new(runs, score_cpu.as_deref()))
+        .zip(baselines)
+        .map(|(runs, baseline)| Line::new(runs, baseline.as_deref()))
         .collect();
     let drafts_rate = s
         .workloads

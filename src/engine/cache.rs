@@ -31,25 +31,44 @@ use tokio::sync::Mutex;
 use super::memory::DecisionMemory;
 use super::{EngineError, EngineLimits, ResolvedCandidate};
 use crate::domain::{
-    ContentId, ContentRecord, EngagementRecord, Millis, ProspectId, SendRecord, Tenant,
+    ContentId, ContentRecord, EngagementRecord, Millis, ProspectId, SendId, SendRecord, Tenant,
     embedding_text,
 };
 use crate::scoring::gate::GatePolicy;
-use crate::scoring::{Profile, ProfileSignal, ScoringConfig, relevance_value};
+use crate::scoring::{Compact, Profile, ProfileSignal, ScoringConfig, relevance_value};
 use crate::store::{StoreError, VectorStore};
 
-/// What the gate needs of a prospect's history: sends (without their texts) and engagements,
-/// newest first, as the store orders them. Shared parts, so that adding a send copies pointers.
+/// What the gate needs of a prospect's history: sends and engagements, newest first, as the
+/// store orders them. Shared parts, so that adding a send copies pointers.
 pub(super) struct GateHistory {
-    pub sends: Vec<Arc<SendRecord>>,
+    pub sends: Vec<Arc<PastSend>>,
     pub engagements: Arc<Vec<EngagementRecord>>,
+}
+
+/// What the gate needs of a send: when, and its embedding at 8 bits per dimension (the
+/// repeat rule's similarity, within about 1e-3), a quarter of a send's f32 vector, so that
+/// the history cache holds four times the sends.
+pub(super) struct PastSend {
+    pub send_id: SendId,
+    pub sent_at: Millis,
+    pub vector: Compact,
+}
+
+impl From<&SendRecord> for PastSend {
+    fn from(send: &SendRecord) -> Self {
+        Self {
+            send_id: send.send_id.clone(),
+            sent_at: send.sent_at,
+            vector: Compact::new(&send.vector),
+        }
+    }
 }
 
 impl GateHistory {
     fn approx_bytes(&self) -> usize {
         self.sends
             .iter()
-            .map(|s| s.vector.len() * 4 + s.send_id.as_str().len() + 64)
+            .map(|s| s.vector.dimensions() + s.send_id.as_str().len() + 96)
             .sum::<usize>()
             + self.engagements.len() * 64
             + 64
@@ -57,7 +76,7 @@ impl GateHistory {
 
     /// This history with `send` in its place (the store's order: newest first, then by send
     /// id), keeping at most `HISTORY_LIMIT` sends as a read from the store would.
-    fn with_send(&self, send: Arc<SendRecord>) -> Self {
+    fn with_send(&self, send: Arc<PastSend>) -> Self {
         let at = self
             .sends
             .iter()
@@ -281,7 +300,7 @@ impl Caches {
                 let (sends, engagements) =
                     store.gate_history(tenant, prospect, HISTORY_LIMIT).await?;
                 Ok::<_, StoreError>(Arc::new(GateHistory {
-                    sends: sends.into_iter().map(Arc::new).collect(),
+                    sends: sends.iter().map(|s| Arc::new(PastSend::from(s))).collect(),
                     engagements: Arc::new(engagements),
                 }))
             })
@@ -295,12 +314,9 @@ impl Caches {
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
-        send: SendRecord,
+        send: &SendRecord,
     ) {
-        let send = Arc::new(SendRecord {
-            text: String::new(),
-            ..send
-        });
+        let send = Arc::new(PastSend::from(send));
         self.histories
             .entry((tenant.clone(), prospect.clone()))
             .and_compute_with(|cached| async move {
@@ -506,17 +522,12 @@ impl Caches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::SendId;
 
-    fn send(id: &str, at: Millis) -> Arc<SendRecord> {
-        Arc::new(SendRecord {
+    fn send(id: &str, at: Millis) -> Arc<PastSend> {
+        Arc::new(PastSend {
             send_id: SendId::parse(id).unwrap(),
-            decision_id: String::new(),
-            candidate_id: String::new(),
-            channel: String::new(),
             sent_at: at,
-            text: String::new(),
-            vector: vec![],
+            vector: Compact::new(&[]),
         })
     }
 

@@ -361,7 +361,7 @@ impl Engine {
                 .record_decision(tenant, prospect, &send_id, &body, send.as_ref())
                 .await;
             match (&recorded, send) {
-                (Ok(None), Some(send)) => caches.history_sent(tenant, prospect, send).await,
+                (Ok(None), Some(send)) => caches.history_sent(tenant, prospect, &send).await,
                 (Ok(_), _) => {}
                 // Whether a failed write reached the disk is unknown: read it again next time.
                 (Err(_), _) => caches.history_changed(tenant, prospect).await,

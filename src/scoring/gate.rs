@@ -10,9 +10,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EngagementKind, Millis, dot};
+use crate::domain::{EngagementKind, Millis};
 
-use super::{Decision, Reason, ReasonCode};
+use super::{Compact, Decision, Reason, ReasonCode};
 
 const SECOND: Millis = 1000;
 
@@ -87,7 +87,8 @@ impl GatePolicy {
 pub struct PastSend<'a> {
     pub send_id: &'a str,
     pub sent_at: Millis,
-    pub vector: &'a [f32],
+    /// Its embedding, at 8 bits per dimension as the history cache keeps it.
+    pub vector: &'a Compact,
 }
 
 /// A past reaction, as the gate sees it.
@@ -244,7 +245,7 @@ pub fn history_rules(
     if let Some((s, sim)) = sends
         .iter()
         .filter(|s| s.sent_at <= planned_at && planned_at - s.sent_at < repeat_window)
-        .map(|s| (s, dot(candidate, s.vector)))
+        .map(|s| (s, s.vector.dot(candidate)))
         .filter(|(_, sim)| *sim >= policy.repeat_similarity)
         .max_by(|a, b| a.1.total_cmp(&b.1))
     {
@@ -378,6 +379,11 @@ mod tests {
         vec![x, (1.0 - x * x).sqrt()]
     }
 
+    /// `v(x)` as the history keeps it.
+    fn kept(x: f32) -> Compact {
+        Compact::new(&v(x))
+    }
+
     fn codes(f: &GateFindings) -> Vec<ReasonCode> {
         f.reasons.iter().map(|r| r.code).collect()
     }
@@ -390,8 +396,8 @@ mod tests {
             min_gap_seconds: 0,
             ..GatePolicy::default()
         };
-        let a = v(0.0);
-        let b = v(1.0);
+        let a = kept(0.0);
+        let b = kept(1.0);
         // Exactly seven days ago: outside the window.
         let sends = [
             PastSend {
@@ -420,7 +426,7 @@ mod tests {
             min_gap_seconds: 2 * 24 * 3600,
             ..GatePolicy::default()
         };
-        let a = v(0.0);
+        let a = kept(0.0);
         let sends = [PastSend {
             send_id: "s",
             sent_at: NOW - 2 * DAY,
@@ -442,7 +448,7 @@ mod tests {
             min_gap_seconds: 0,
             ..GatePolicy::default()
         };
-        let a = v(0.95);
+        let a = kept(0.95);
         let sends = [PastSend {
             send_id: "s-1",
             sent_at: NOW - 10 * DAY,

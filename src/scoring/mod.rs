@@ -17,7 +17,7 @@ pub mod gate;
 mod relevance;
 
 pub use relevance::{
-    Match, Profile, ProfileSignal, Relevance, SignalInfo, relevance, relevance_value,
+    Compact, Match, Profile, ProfileSignal, Relevance, SignalInfo, relevance, relevance_value,
 };
 
 use serde::{Deserialize, Serialize};

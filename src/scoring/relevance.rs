@@ -37,13 +37,13 @@ pub struct SignalInfo {
 /// so that profiles of hundreds of thousands of signals stay in memory. The error of a dot
 /// product with a unit vector is about 1e-3, far below any threshold's resolution.
 #[derive(Debug, Clone, PartialEq)]
-struct Compact {
+pub struct Compact {
     scale: f32,
     data: Box<[i8]>,
 }
 
 impl Compact {
-    fn new(v: &[f32]) -> Self {
+    pub fn new(v: &[f32]) -> Self {
         let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
         Self {
@@ -55,8 +55,13 @@ impl Compact {
         }
     }
 
+    /// Bytes held (the dimensions; the scale is beside them).
+    pub fn dimensions(&self) -> usize {
+        self.data.len()
+    }
+
     /// Dot product with a full vector; 0 when the lengths differ.
-    fn dot(&self, other: &[f32]) -> f32 {
+    pub fn dot(&self, other: &[f32]) -> f32 {
         if other.len() != self.data.len() {
             return 0.0;
         }
