@@ -25,15 +25,21 @@ use crate::domain::{ProspectId, SendId, Tenant};
 /// Shards of the memory; each holds an equal share of its bytes.
 const SHARDS: usize = 16;
 
-/// What an entry costs besides its strings: the entry and its `Arc`, its places in the map
-/// and the queue, and the allocator's headers of its four allocations.
+/// What an entry costs besides its key and its decision: the entry and its `Arc`, its slots
+/// in the map and the queue (with their spare capacity), and the allocator's headers of its
+/// three allocations.
 const ENTRY_OVERHEAD: usize = 160;
 
 /// One remembered decision.
 pub(super) struct Remembered {
-    tenant: Tenant,
-    send: SendId,
-    prospect: ProspectId,
+    /// The tenant and the send id, as one string: `tenant` U+001F `send` (ids hold no control
+    /// characters, so the split is unambiguous).
+    key: Box<str>,
+    /// The hash of the key, where the entry is in its shard's map.
+    hash: u64,
+    /// A hash of the prospect, for erasure. Two prospects with one hash only means that
+    /// erasing one also forgets the other's decisions, which are then decided again.
+    prospect: u64,
     /// The decision, encoded.
     decision: Box<[u8]>,
     at: Instant,
@@ -45,12 +51,23 @@ impl Remembered {
     pub(super) fn decision(&self) -> &[u8] {
         &self.decision
     }
+
+    fn is(&self, tenant: &Tenant, send: &SendId) -> bool {
+        let (t, s) = (tenant.as_str(), send.as_str());
+        self.key.len() == t.len() + SEPARATOR.len_utf8() + s.len()
+            && self.key.starts_with(t)
+            && self.key[t.len()..].starts_with(SEPARATOR)
+            && self.key.ends_with(s)
+    }
 }
+
+const SEPARATOR: char = '\u{1f}';
 
 #[derive(Default)]
 struct Shard {
-    /// By the hash of (tenant, send id); a collision chains.
-    by_key: HashMap<u64, Vec<Arc<Remembered>>>,
+    /// By the hash of (tenant, send id). Two keys with one hash share a slot, the newer
+    /// replacing the older: the older is then decided again if retried.
+    by_key: HashMap<u64, Arc<Remembered>>,
     /// Oldest first.
     order: VecDeque<Arc<Remembered>>,
     bytes: usize,
@@ -58,24 +75,21 @@ struct Shard {
 
 impl Shard {
     fn find(&self, hash: u64, tenant: &Tenant, send: &SendId) -> Option<&Arc<Remembered>> {
-        self.by_key
-            .get(&hash)?
-            .iter()
-            .find(|r| r.tenant == *tenant && r.send == *send)
+        self.by_key.get(&hash).filter(|r| r.is(tenant, send))
     }
 
     /// Lets the oldest entry go.
-    fn pop_oldest(&mut self, hasher: &RandomState) {
+    fn pop_oldest(&mut self) {
         let Some(oldest) = self.order.pop_front() else {
             return;
         };
         self.bytes -= oldest.bytes;
-        let hash = hasher.hash_one((&oldest.tenant, &oldest.send));
-        if let Some(chain) = self.by_key.get_mut(&hash) {
-            chain.retain(|r| !Arc::ptr_eq(r, &oldest));
-            if chain.is_empty() {
-                self.by_key.remove(&hash);
-            }
+        if self
+            .by_key
+            .get(&oldest.hash)
+            .is_some_and(|r| Arc::ptr_eq(r, &oldest))
+        {
+            self.by_key.remove(&oldest.hash);
         }
     }
 }
@@ -98,6 +112,10 @@ impl DecisionMemory {
         }
     }
 
+    fn key_hash(&self, tenant: &Tenant, send: &SendId) -> u64 {
+        self.hasher.hash_one((tenant, send))
+    }
+
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
         // A panic while holding a shard cannot leave it inconsistent in a way that matters
         // more than losing the memory: go on with it.
@@ -108,7 +126,7 @@ impl DecisionMemory {
 
     /// The decision remembered for this send id, if it is younger than the time to live.
     pub(super) fn get(&self, tenant: &Tenant, send: &SendId) -> Option<Arc<Remembered>> {
-        let hash = self.hasher.hash_one((tenant, send));
+        let hash = self.key_hash(tenant, send);
         let shard = self.shard(hash);
         shard
             .find(hash, tenant, send)
@@ -125,16 +143,13 @@ impl DecisionMemory {
         prospect: &ProspectId,
         decision: Box<[u8]>,
     ) {
-        let hash = self.hasher.hash_one((tenant, send));
-        let bytes = tenant.as_str().len()
-            + send.as_str().len()
-            + prospect.as_str().len()
-            + decision.len()
-            + ENTRY_OVERHEAD;
+        let hash = self.key_hash(tenant, send);
+        let key: Box<str> = format!("{tenant}{SEPARATOR}{send}").into();
+        let bytes = key.len() + decision.len() + ENTRY_OVERHEAD;
         let entry = Arc::new(Remembered {
-            tenant: tenant.clone(),
-            send: send.clone(),
-            prospect: prospect.clone(),
+            key,
+            hash,
+            prospect: self.hasher.hash_one((tenant, prospect)),
             decision,
             at: Instant::now(),
             bytes,
@@ -155,19 +170,18 @@ impl DecisionMemory {
                 // Larger than a whole shard: not remembered.
                 return;
             }
-            shard.pop_oldest(&self.hasher);
+            shard.pop_oldest();
         }
         shard.bytes += bytes;
         shard.order.push_back(entry.clone());
-        let chain = shard.by_key.entry(hash).or_default();
-        // An expired entry of the same send id may still be chained: the new one replaces it.
-        chain.retain(|r| !(r.tenant == *tenant && r.send == *send));
-        chain.push(entry);
+        // An expired entry of the same send id, or another key of the same hash, gives way.
+        shard.by_key.insert(hash, entry);
     }
 
     /// Forgets every decision about a prospect (its erasure).
     pub(super) fn forget_prospect(&self, tenant: &Tenant, prospect: &ProspectId) {
-        let gone = |r: &Remembered| r.tenant == *tenant && r.prospect == *prospect;
+        let hash = self.hasher.hash_one((tenant, prospect));
+        let gone = |r: &Remembered| r.prospect == hash;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             let before = shard.order.len();
@@ -175,10 +189,7 @@ impl DecisionMemory {
             if shard.order.len() == before {
                 continue;
             }
-            shard.by_key.retain(|_, chain| {
-                chain.retain(|r| !gone(r));
-                !chain.is_empty()
-            });
+            shard.by_key.retain(|_, r| !gone(r));
             shard.bytes = shard.order.iter().map(|r| r.bytes).sum();
         }
     }
