@@ -284,8 +284,8 @@ pub struct GateConfig {
     pub record_decisions: RecordDecisions,
 
     /// Memory for the gate's recent decisions, which retries are answered from, in MiB
-    /// (about 500 bytes per decision: 16 MiB hold some 30,000).
-    #[arg(long, env = "PERTINENT_DECISION_MEMORY_MIB", default_value_t = 16)]
+    /// (about 550 bytes per decision: 8 MiB hold some 15,000).
+    #[arg(long, env = "PERTINENT_DECISION_MEMORY_MIB", default_value_t = 8)]
     pub decision_memory_mib: u64,
 
     /// How long a decision is remembered in memory for retries, in minutes.
