@@ -514,9 +514,10 @@ impl Line {
         }
         let requests = runs.iter().map(|m| m.requests).sum::<u64>();
         let cpu: Option<Vec<f64>> = runs.iter().map(Measured::cpu_us).collect();
-        let vs_score = cpu.as_deref().zip(score_cpu).map(|(cpu, score)| {
-            median(cpu.iter().zip(score).map(|(c, s)| c / s).collect())
-        });
+        let vs_score = cpu
+            .as_deref()
+            .zip(score_cpu)
+            .map(|(cpu, score)| median(cpu.iter().zip(score).map(|(c, s)| c / s).collect()));
         Self {
             name: first.name,
             concurrency: first.concurrency,

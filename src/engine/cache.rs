@@ -41,20 +41,20 @@ use crate::store::{StoreError, VectorStore};
 /// What the gate needs of a prospect's history: sends and engagements, newest first, as the
 /// store orders them. Shared parts, so that adding a send copies pointers.
 pub(super) struct GateHistory {
-    pub sends: Vec<Arc<PastSend>>,
+    pub sends: Vec<Arc<KeptSend>>,
     pub engagements: Arc<Vec<EngagementRecord>>,
 }
 
 /// What the gate needs of a send: when, and its embedding at 8 bits per dimension (the
 /// repeat rule's similarity, within about 1e-3), a quarter of a send's f32 vector, so that
 /// the history cache holds four times the sends.
-pub(super) struct PastSend {
+pub(super) struct KeptSend {
     pub send_id: SendId,
     pub sent_at: Millis,
     pub vector: Compact,
 }
 
-impl From<&SendRecord> for PastSend {
+impl From<&SendRecord> for KeptSend {
     fn from(send: &SendRecord) -> Self {
         Self {
             send_id: send.send_id.clone(),
@@ -76,7 +76,7 @@ impl GateHistory {
 
     /// This history with `send` in its place (the store's order: newest first, then by send
     /// id), keeping at most `HISTORY_LIMIT` sends as a read from the store would.
-    fn with_send(&self, send: Arc<PastSend>) -> Self {
+    fn with_send(&self, send: Arc<KeptSend>) -> Self {
         let at = self
             .sends
             .iter()
@@ -300,7 +300,7 @@ impl Caches {
                 let (sends, engagements) =
                     store.gate_history(tenant, prospect, HISTORY_LIMIT).await?;
                 Ok::<_, StoreError>(Arc::new(GateHistory {
-                    sends: sends.iter().map(|s| Arc::new(PastSend::from(s))).collect(),
+                    sends: sends.iter().map(|s| Arc::new(KeptSend::from(s))).collect(),
                     engagements: Arc::new(engagements),
                 }))
             })
@@ -316,7 +316,7 @@ impl Caches {
         prospect: &ProspectId,
         send: &SendRecord,
     ) {
-        let send = Arc::new(PastSend::from(send));
+        let send = Arc::new(KeptSend::from(send));
         self.histories
             .entry((tenant.clone(), prospect.clone()))
             .and_compute_with(|cached| async move {
@@ -523,8 +523,8 @@ impl Caches {
 mod tests {
     use super::*;
 
-    fn send(id: &str, at: Millis) -> Arc<PastSend> {
-        Arc::new(PastSend {
+    fn send(id: &str, at: Millis) -> Arc<KeptSend> {
+        Arc::new(KeptSend {
             send_id: SendId::parse(id).unwrap(),
             sent_at: at,
             vector: Compact::new(&[]),

@@ -4,7 +4,7 @@
 //! Idempotency: a decision that lets a send through is stored under the send id, in one write
 //! with the send, and a write that finds a decision stored already writes nothing and returns
 //! it. Every decision is also remembered in memory (`memory.rs`) for a while, and a retry of
-//! its send id gets it back from there (`replayed`). So a refusal costs no write; its retry
+//! its send id gets it back from there (`recall`). So a refusal costs no write; its retry
 //! after a restart is decided again, from the same facts, under the same decision id.
 //! `--record-decisions all` writes every decision instead.
 //!
@@ -348,11 +348,7 @@ impl Engine {
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, send_id) =
             (tenant.clone(), prospect.clone(), input.send_id.clone());
-        let kept = if remembering {
-            Some(keep(&outcome)?)
-        } else {
-            None
-        };
+        let kept = remembering.then(|| keep(&outcome)).transpose()?;
         let recorded = detached(async move {
             let _serial = serial;
             let (tenant, prospect) = (&tenant_owned, &prospect_owned);
@@ -602,7 +598,11 @@ mod tests {
         // Everything but `replayed`, compared through the store's encoding.
         assert_eq!(encode(&again).unwrap(), encode(&first).unwrap());
         // Compact: well under the JSON the store keeps.
-        assert!(kept.len() * 2 < encode(&first).unwrap().len(), "{}", kept.len());
+        assert!(
+            kept.len() * 2 < encode(&first).unwrap().len(),
+            "{}",
+            kept.len()
+        );
     }
 
     #[test]
