@@ -263,7 +263,7 @@ pub struct GateConfig {
     pub gate_timeout_ms: u64,
 
     /// Memory for prospects' send and engagement histories read by the gate, in MiB (about
-    /// 1.6 KiB per send).
+    /// 500 bytes per send: its embedding is kept at 8 bits per dimension).
     #[arg(
         long = "gate-history-mib",
         alias = "history-cache-mib",

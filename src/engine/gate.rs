@@ -216,10 +216,7 @@ impl Engine {
             CandidateInput::Draft { title, body, .. } => Some((title.clone(), body.clone())),
             CandidateInput::Content(_) => None,
         };
-        let candidate = self
-            .resolve(tenant, vec![input.candidate.clone()])
-            .await?
-            .remove(0);
+        let candidate = self.resolve(tenant, vec![input.candidate]).await?.remove(0);
         let now = now_millis();
         let planned_at = input.planned_at.unwrap_or(now);
         let mut scored = self

@@ -107,6 +107,20 @@ async fn set_policy(app: &TestApp, policy: pb::Policy) -> pb::Policy {
         .into_inner()
 }
 
+/// A cap of `max_sends` a week, with no minimum gap to speak of.
+async fn weekly_cap(app: &TestApp, max_sends: u32) {
+    set_policy(
+        app,
+        pb::Policy {
+            max_sends,
+            window_seconds: (7 * DAY) as u64,
+            min_gap_seconds: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
 async fn engage(
     app: &TestApp,
     prospect: &str,
@@ -192,16 +206,7 @@ async fn twenty_concurrent_retries_record_one_send_and_agree() {
 async fn concurrent_checks_of_one_prospect_cannot_break_the_frequency_cap() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
-    set_policy(
-        &app,
-        pb::Policy {
-            max_sends: 1,
-            window_seconds: (7 * DAY) as u64,
-            min_gap_seconds: 1,
-            ..Default::default()
-        },
-    )
-    .await;
+    weekly_cap(&app, 1).await;
     // Ten different sends to one prospect at once: each check must see the sends let through
     // before it, so exactly one goes out.
     let answers = futures::future::join_all((0..10).map(|i| {
@@ -249,16 +254,7 @@ async fn a_dry_run_records_nothing() {
 async fn the_frequency_cap_and_its_window_edges() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
-    set_policy(
-        &app,
-        pb::Policy {
-            max_sends: 2,
-            window_seconds: (7 * DAY) as u64,
-            min_gap_seconds: 1,
-            ..Default::default()
-        },
-    )
-    .await;
+    weekly_cap(&app, 2).await;
     let t0 = now_secs() - 30 * DAY;
     // Different pieces, so that no send repeats another.
     let first = check(
@@ -752,16 +748,7 @@ async fn a_retry_replays_even_after_the_piece_was_deleted() {
 /// One send to ben an hour ago under a cap of one send a week, then a second check that the
 /// cap refuses: (the send's decision, the refusal).
 async fn a_send_and_a_refusal(app: &TestApp) -> (pb::GateDecision, pb::GateDecision) {
-    set_policy(
-        app,
-        pb::Policy {
-            max_sends: 1,
-            window_seconds: (7 * DAY) as u64,
-            min_gap_seconds: 1,
-            ..Default::default()
-        },
-    )
-    .await;
+    weekly_cap(app, 1).await;
     let t0 = now_secs() - 3600;
     let sent = check(
         app,
@@ -775,20 +762,6 @@ async fn a_send_and_a_refusal(app: &TestApp) -> (pb::GateDecision, pb::GateDecis
     (sent, refused)
 }
 
-/// The cap of one send a week lifted to ten.
-async fn lift_the_cap(app: &TestApp) {
-    set_policy(
-        app,
-        pb::Policy {
-            max_sends: 10,
-            window_seconds: (7 * DAY) as u64,
-            min_gap_seconds: 1,
-            ..Default::default()
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_refusal_is_remembered_for_retries_and_not_written() {
     let app = spawn_app().await;
@@ -799,7 +772,8 @@ async fn a_refusal_is_remembered_for_retries_and_not_written() {
     assert!(app.stored_decision("t", "r2").await.is_none());
     // A retry gets the first decision although the cap that refused it has been lifted; a new
     // send id is decided under the new policy.
-    lift_the_cap(&app).await;
+    // The cap lifted to ten a week.
+    weekly_cap(&app, 10).await;
     let retry = check(
         &app,
         check_request("ben", ben_draft(1), "r2", Some(now_secs() - 3540)),
@@ -890,7 +864,8 @@ async fn recording_every_decision_replays_a_refusal_after_a_restart() {
     let (_, refused) = a_send_and_a_refusal(&app).await;
     assert!(app.stored_decision("t", "r2").await.is_some());
     let app = app.restart_with(all).await;
-    lift_the_cap(&app).await;
+    // The cap lifted to ten a week.
+    weekly_cap(&app, 10).await;
     let retry = check(
         &app,
         check_request("ben", ben_draft(1), "r2", Some(now_secs() - 3540)),
