@@ -107,6 +107,18 @@ async fn set_policy(app: &TestApp, policy: pb::Policy) -> pb::Policy {
         .into_inner()
 }
 
+/// Erases ben (his signals, sends and engagements), then upserts a new ben, without signals.
+async fn erase_and_bring_back_ben(app: &TestApp) {
+    app.prospects()
+        .delete_prospect(pb::DeleteProspectRequest {
+            tenant: "t".into(),
+            id: "ben".into(),
+        })
+        .await
+        .unwrap();
+    upsert(app, "t", prospect("ben", "Ben", "Helix Bank", "CISO")).await;
+}
+
 /// A cap of `max_sends` a week, with no minimum gap to speak of.
 async fn weekly_cap(app: &TestApp, max_sends: u32) {
     set_policy(
@@ -649,14 +661,7 @@ async fn erasing_a_prospect_erases_its_sends_engagements_and_decisions() {
     )
     .await;
     engage(&app, "ben", "e1", pb::EngagementKind::Opened, "").await;
-    app.prospects()
-        .delete_prospect(pb::DeleteProspectRequest {
-            tenant: "t".into(),
-            id: "ben".into(),
-        })
-        .await
-        .unwrap();
-    upsert(&app, "t", prospect("ben", "Ben", "Helix Bank", "CISO")).await;
+    erase_and_bring_back_ben(&app).await;
     let history = gate(&app)
         .history(pb::HistoryRequest {
             tenant: "t".into(),
@@ -881,14 +886,7 @@ async fn erasing_a_prospect_forgets_its_remembered_decisions() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
     let (_, refused) = a_send_and_a_refusal(&app).await;
-    app.prospects()
-        .delete_prospect(pb::DeleteProspectRequest {
-            tenant: "t".into(),
-            id: "ben".into(),
-        })
-        .await
-        .unwrap();
-    upsert(&app, "t", prospect("ben", "Ben", "Helix Bank", "CISO")).await;
+    erase_and_bring_back_ben(&app).await;
     // The new ben has no sends: the same send id is decided afresh, and no cap applies.
     let fresh = check(
         &app,
