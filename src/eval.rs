@@ -1,11 +1,13 @@
-//! `pertinent eval DATASET`: loads a labelled data set through the public gRPC API into fresh
-//! tenants and prints the quality metrics of docs/scoring.md.
+//! `pertinent eval PATH...`: loads labelled data sets through the public gRPC API into fresh
+//! tenants and prints the quality metrics of docs/scoring.md for every set, pooled per folder
+//! and pooled over all, with the operating curve of the GENERIC line.
 //!
-//! The data set format is tests/data/dev.json: tenants with prospects (signals with a source,
-//! polarity, age in days and text), content pieces labelled `targets` (written for these
+//! The data set format is that of tests/data/dev/*.json: tenants with prospects (signals with a
+//! source, polarity, age in days and text), content pieces labelled `targets` (written for these
 //! prospects), `generic` (fits everyone), `refused_by` (on a topic these prospects refused) or
-//! `distractor`, and per-prospect draft pairs (personal, generic, optionally placeholder).
-//! Everything goes through the same API a pipeline uses; nothing here reaches into the engine.
+//! `distractor`, and per-prospect drafts (personal, its generic twin, and optionally a
+//! placeholder leak, a self-focused and an off-topic variant). Everything goes through the same
+//! API a pipeline uses; nothing here reaches into the engine.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -25,8 +27,9 @@ use crate::grpc::pb::scoring_service_client::ScoringServiceClient;
 /// Options of `pertinent eval`.
 #[derive(Debug, Clone, Args)]
 pub struct EvalSettings {
-    /// The labelled data set (JSON, the format of tests/data/dev.json).
-    pub dataset: PathBuf,
+    /// Labelled data sets: JSON files (the format of tests/data/dev/*.json) or folders of them.
+    #[arg(required = true)]
+    pub datasets: Vec<PathBuf>,
 
     /// Evaluate a service already running at this address (on this machine) instead of
     /// starting one with a fresh embedded store.
@@ -108,6 +111,12 @@ pub struct DraftSet {
     pub generic: DraftData,
     #[serde(default)]
     pub placeholder: Option<DraftData>,
+    /// All about the sender, little about the reader.
+    #[serde(default)]
+    pub self_focused: Option<DraftData>,
+    /// Addressed to the prospect by name, about something they never showed interest in.
+    #[serde(default)]
+    pub off_topic: Option<DraftData>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +133,11 @@ pub struct Rate {
 }
 
 impl Rate {
+    fn merge(&mut self, other: Rate) {
+        self.hits += other.hits;
+        self.total += other.total;
+    }
+
     fn add(&mut self, hit: bool) {
         self.total += 1;
         self.hits += usize::from(hit);
@@ -164,9 +178,14 @@ pub struct Report {
     pub gate_placeholder_rejected: Rate,
     /// Gate (dry-run Check): personalized drafts allowed (SEND or REVIEW).
     pub gate_personal_allowed: Rate,
+    /// Gate (dry-run Check): generic, self-focused and off-topic drafts rejected.
+    pub gate_bad_drafts_rejected: Rate,
+    /// On-target and generic (prospect, piece) pairs, for the operating curve.
+    pub pairs: Vec<CurvePair>,
     /// Lines describing each miss.
     pub misses: Vec<String>,
-    /// tenant,prospect,piece,label,decision,score,relevance,specificity per scored pair.
+    /// tenant,prospect,piece,label,decision,score,relevance,specificity,centered_relevance per
+    /// scored pair.
     pub rows: Vec<String>,
 }
 
@@ -191,6 +210,10 @@ impl Report {
                 "gate: personalized drafts allowed",
                 self.gate_personal_allowed,
             ),
+            (
+                "gate: generic, self-focused, off-topic drafts rejected",
+                self.gate_bad_drafts_rejected,
+            ),
         ];
         let mut out = String::from("| metric | value |\n|---|---|\n");
         for (name, rate) in rows {
@@ -198,6 +221,133 @@ impl Report {
         }
         out
     }
+
+    /// Adds another report's counts to this one (pooling).
+    pub fn merge(&mut self, other: &Report) {
+        self.precision_at_1.merge(other.precision_at_1);
+        self.generic_rejected.merge(other.generic_rejected);
+        self.on_target_accepted.merge(other.on_target_accepted);
+        self.negative_violations.merge(other.negative_violations);
+        self.drafts_personal_higher
+            .merge(other.drafts_personal_higher);
+        self.audience_at_1.merge(other.audience_at_1);
+        self.gate_placeholder_rejected
+            .merge(other.gate_placeholder_rejected);
+        self.gate_personal_allowed
+            .merge(other.gate_personal_allowed);
+        self.gate_bad_drafts_rejected
+            .merge(other.gate_bad_drafts_rejected);
+        self.pairs.extend(other.pairs.iter().copied());
+        self.misses.extend(other.misses.iter().cloned());
+        self.rows.extend(other.rows.iter().cloned());
+    }
+
+    /// The operating curve of the GENERIC line: for each threshold on centered relevance, the
+    /// share of generic pairs rejected and of on-target pairs accepted if the line were there
+    /// (pairs rejected for another reason, such as a refused topic, stay rejected).
+    pub fn curve(&self) -> Curve {
+        let points = (0..=50)
+            .map(|i| {
+                let threshold = i as f32 * 0.01;
+                let mut generic = Rate::default();
+                let mut on_target = Rate::default();
+                for p in &self.pairs {
+                    let rejected = p.rejected_otherwise || p.centered_relevance < threshold;
+                    if p.on_target {
+                        on_target.add(!rejected);
+                    } else {
+                        generic.add(rejected);
+                    }
+                }
+                CurvePoint {
+                    threshold,
+                    generic_rejected: generic.value(),
+                    on_target_accepted: on_target.value(),
+                }
+            })
+            .collect();
+        Curve {
+            points,
+            auc: auc(&self.pairs),
+        }
+    }
+}
+
+/// One on-target or generic (prospect, piece) pair as the operating curve sees it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CurvePair {
+    pub on_target: bool,
+    pub centered_relevance: f32,
+    /// Rejected for a reason the GENERIC line does not move (a refused topic).
+    pub rejected_otherwise: bool,
+}
+
+/// A point of the operating curve.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CurvePoint {
+    pub threshold: f32,
+    pub generic_rejected: f64,
+    pub on_target_accepted: f64,
+}
+
+/// The operating curve and the area under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Curve {
+    pub points: Vec<CurvePoint>,
+    /// The probability that an on-target pair has a higher centered relevance than a generic
+    /// one (ties count half): the area under generic-rejected against on-target-accepted.
+    pub auc: f64,
+}
+
+impl Curve {
+    /// The curve as a table, every fifth point, and the best balanced point.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| GENERIC line (centered relevance) | generic rejected | on-target accepted |\n|---|---|---|\n",
+        );
+        for p in self
+            .points
+            .iter()
+            .step_by(2)
+            .filter(|p| (0.1..=0.36).contains(&p.threshold))
+        {
+            out.push_str(&format!(
+                "| {:.2} | {:.3} | {:.3} |\n",
+                p.threshold, p.generic_rejected, p.on_target_accepted
+            ));
+        }
+        out.push_str(&format!("\narea under the curve: {:.4}\n", self.auc));
+        out
+    }
+}
+
+fn auc(pairs: &[CurvePair]) -> f64 {
+    let targets: Vec<f32> = pairs
+        .iter()
+        .filter(|p| p.on_target)
+        .map(|p| p.centered_relevance)
+        .collect();
+    let generic: Vec<f32> = pairs
+        .iter()
+        .filter(|p| !p.on_target)
+        .map(|p| p.centered_relevance)
+        .collect();
+    if targets.is_empty() || generic.is_empty() {
+        return 1.0;
+    }
+    let mut wins = 0.0;
+    for t in &targets {
+        for g in &generic {
+            wins += if t > g {
+                1.0
+            } else if t == g {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (targets.len() * generic.len()) as f64
 }
 
 fn source(name: &str) -> anyhow::Result<i32> {
@@ -363,9 +513,26 @@ pub async fn evaluate(channel: &Channel, dataset: &Dataset, run: &str) -> anyhow
                     "other"
                 };
                 report.rows.push(format!(
-                    "{},{},{},{label},{},{:.4},{:.4},{:.4}",
-                    data.id, p.id, c.id, r.decision, r.score, r.relevance, r.specificity
+                    "{},{},{},{label},{},{:.4},{:.4},{:.4},{:.4}",
+                    data.id,
+                    p.id,
+                    c.id,
+                    r.decision,
+                    r.score,
+                    r.relevance,
+                    r.specificity,
+                    r.centered_relevance
                 ));
+                if c.generic || c.targets.contains(&p.id) {
+                    report.pairs.push(CurvePair {
+                        on_target: !c.generic,
+                        centered_relevance: r.centered_relevance,
+                        rejected_otherwise: r
+                            .reasons
+                            .iter()
+                            .any(|x| x.code == pb::ReasonCode::NegativeTopic as i32),
+                    });
+                }
                 if c.generic {
                     let hit = is(r.decision, pb::Decision::Reject);
                     report.generic_rejected.add(hit);
@@ -440,6 +607,9 @@ pub async fn evaluate(channel: &Channel, dataset: &Dataset, run: &str) -> anyhow
             let variants = [
                 Some((&d.personal, "personal")),
                 d.placeholder.as_ref().map(|p| (p, "placeholder")),
+                Some((&d.generic, "generic")),
+                d.self_focused.as_ref().map(|p| (p, "self-focused")),
+                d.off_topic.as_ref().map(|p| (p, "off-topic")),
             ];
             for (draft_data, label) in variants.into_iter().flatten() {
                 let answer = gate
@@ -456,13 +626,20 @@ pub async fn evaluate(channel: &Channel, dataset: &Dataset, run: &str) -> anyhow
                     .into_inner();
                 let rejected = is(answer.decision, pb::Decision::Reject);
                 let codes: Vec<i32> = answer.reasons.iter().map(|r| r.code).collect();
-                let hit = if label == "placeholder" {
-                    let hit = rejected && codes.contains(&(pb::ReasonCode::Placeholder as i32));
-                    report.gate_placeholder_rejected.add(hit);
-                    hit
-                } else {
-                    report.gate_personal_allowed.add(!rejected);
-                    !rejected
+                let hit = match label {
+                    "placeholder" => {
+                        let hit = rejected && codes.contains(&(pb::ReasonCode::Placeholder as i32));
+                        report.gate_placeholder_rejected.add(hit);
+                        hit
+                    }
+                    "personal" => {
+                        report.gate_personal_allowed.add(!rejected);
+                        !rejected
+                    }
+                    _ => {
+                        report.gate_bad_drafts_rejected.add(rejected);
+                        rejected
+                    }
                 };
                 if !hit {
                     report.misses.push(format!(
@@ -504,9 +681,77 @@ pub fn read_dataset(path: &std::path::Path) -> anyhow::Result<Dataset> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// The data sets named by `paths`, each with its group: a file stands for itself (its group is
+/// its folder's name), a folder for every `*.json` in it, in name order.
+pub fn read_datasets(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Dataset)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            files.retain(|f| f.extension().is_some_and(|e| e == "json"));
+            files.sort();
+            anyhow::ensure!(
+                !files.is_empty(),
+                "{} holds no .json data set",
+                path.display()
+            );
+            files
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            let group = file
+                .parent()
+                .and_then(|p| p.file_name())
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            out.push((group, read_dataset(&file)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Every set's report, the pooled report of each group (folder) and of all sets.
+pub struct Evaluation {
+    pub sets: Vec<(String, String, Report)>,
+    pub groups: Vec<(String, Report)>,
+    pub pooled: Report,
+}
+
+/// Evaluates each data set in fresh tenants of the service behind `channel`.
+pub async fn evaluate_all(
+    channel: &Channel,
+    datasets: &[(String, Dataset)],
+    run: &str,
+) -> anyhow::Result<Evaluation> {
+    let mut sets = Vec::new();
+    let mut groups: Vec<(String, Report)> = Vec::new();
+    let mut pooled = Report::default();
+    for (group, dataset) in datasets {
+        let report = evaluate(channel, dataset, run).await?;
+        match groups.iter_mut().find(|(g, _)| g == group) {
+            Some((_, r)) => r.merge(&report),
+            None => {
+                let mut r = Report::default();
+                r.merge(&report);
+                groups.push((group.clone(), r));
+            }
+        }
+        pooled.merge(&report);
+        sets.push((group.clone(), dataset.name.clone(), report));
+    }
+    Ok(Evaluation {
+        sets,
+        groups,
+        pooled,
+    })
+}
+
 /// Runs `pertinent eval`.
 pub async fn run(settings: EvalSettings) -> anyhow::Result<()> {
-    let dataset = read_dataset(&settings.dataset)?;
+    let datasets = read_datasets(&settings.datasets)?;
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)?
         .as_millis()
@@ -528,23 +773,42 @@ pub async fn run(settings: EvalSettings) -> anyhow::Result<()> {
             (channel, Some(server))
         }
     };
-    let report = evaluate(&channel, &dataset, &run_id).await?;
+    let evaluation = evaluate_all(&channel, &datasets, &run_id).await?;
     if let Some(path) = &settings.dump {
-        let mut csv =
-            String::from("tenant,prospect,piece,label,decision,score,relevance,specificity\n");
-        for row in &report.rows {
+        let mut csv = String::from(
+            "tenant,prospect,piece,label,decision,score,relevance,specificity,centered_relevance\n",
+        );
+        for row in &evaluation.pooled.rows {
             csv.push_str(row);
             csv.push('\n');
         }
         std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("## pertinent eval: {}\n", dataset.name);
-    println!("{}", report.table());
-    if settings.verbose || !report.misses.is_empty() {
-        println!("Misses:");
-        for m in &report.misses {
-            println!("- {m}");
+    for (group, name, report) in &evaluation.sets {
+        println!("## {name} ({group})\n");
+        println!("{}", report.table());
+        if settings.verbose || !report.misses.is_empty() {
+            println!("Misses:");
+            for m in &report.misses {
+                println!("- {m}");
+            }
+            println!();
         }
+    }
+    let many_groups = evaluation.groups.len() > 1;
+    for (group, report) in &evaluation.groups {
+        if many_groups || evaluation.sets.len() > 1 {
+            println!("## pooled: {group}\n");
+            println!("{}", report.table());
+            println!("{}", report.curve().table());
+        }
+    }
+    if many_groups {
+        println!("## pooled: all sets\n");
+        println!("{}", evaluation.pooled.table());
+    }
+    if evaluation.sets.len() == 1 {
+        println!("{}", evaluation.pooled.curve().table());
     }
     Ok(())
 }

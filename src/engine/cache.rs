@@ -35,7 +35,7 @@ use crate::domain::{
     embedding_text,
 };
 use crate::scoring::gate::GatePolicy;
-use crate::scoring::{Compact, Profile, ProfileSignal, ScoringConfig, relevance_value};
+use crate::scoring::{Centering, Compact, Profile, ProfileSignal, ScoringConfig, relevance_value};
 use crate::store::{StoreError, VectorStore};
 
 /// What the gate needs of a prospect's history: sends and engagements, newest first, as the
@@ -116,6 +116,35 @@ pub(super) struct CachedContent {
 struct Sample {
     generation: u64,
     members: Vec<(ProspectId, Arc<Profile>)>,
+    /// The members' common direction.
+    centering: Option<Arc<Centering>>,
+}
+
+impl Sample {
+    fn new(generation: u64, members: Vec<(ProspectId, Arc<Profile>)>) -> Self {
+        let dimensions = members
+            .iter()
+            .find_map(|(_, p)| p.dimensions())
+            .unwrap_or(0);
+        let mut sum = vec![0.0f32; dimensions];
+        let count = members
+            .iter()
+            .map(|(_, p)| p.add_positives_to(&mut sum))
+            .sum();
+        Self {
+            generation,
+            centering: Centering::from_sum(sum, count).map(Arc::new),
+            members,
+        }
+    }
+}
+
+/// A candidate's relevance to each member of the tenant's baseline sample, and the sample's
+/// common direction.
+#[derive(Clone)]
+pub struct BaselineValues {
+    pub values: Arc<Vec<(ProspectId, f32)>>,
+    pub centering: Option<Arc<Centering>>,
 }
 
 /// One piece's relevance to each member of a sample of a given generation.
@@ -459,10 +488,10 @@ impl Caches {
                         members.push((id, profile));
                     }
                 }
-                Ok::<_, EngineError>(Arc::new(Sample {
-                    generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                Ok::<_, EngineError>(Arc::new(Sample::new(
+                    self.generation.fetch_add(1, Ordering::Relaxed) + 1,
                     members,
-                }))
+                )))
             })
             .await;
         loaded.map_err(|e| match &*e {
@@ -480,8 +509,12 @@ impl Caches {
         tenant: &Tenant,
         candidate: &ResolvedCandidate,
         now: Millis,
-    ) -> Result<Arc<Vec<(ProspectId, f32)>>, EngineError> {
+    ) -> Result<BaselineValues, EngineError> {
         let sample = self.sample(store, config, tenant).await?;
+        let with = |values| BaselineValues {
+            values,
+            centering: sample.centering.clone(),
+        };
         let compute = || {
             Arc::new(
                 sample
@@ -497,13 +530,13 @@ impl Caches {
             )
         };
         let Some(content) = &candidate.content else {
-            return Ok(compute());
+            return Ok(with(compute()));
         };
         let key = (tenant.clone(), content.clone());
         if let Some(cached) = self.piece_baselines.get(&key).await
             && cached.generation == sample.generation
         {
-            return Ok(cached.values.clone());
+            return Ok(with(cached.values.clone()));
         }
         let values = compute();
         self.piece_baselines
@@ -515,7 +548,7 @@ impl Caches {
                 }),
             )
             .await;
-        Ok(values)
+        Ok(with(values))
     }
 }
 

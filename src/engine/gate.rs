@@ -33,7 +33,8 @@ use crate::domain::{
     SignalSource, Tenant, Text, Weight, embedding_text,
 };
 use crate::scoring::gate::{
-    GatePolicy, PastEngagement, PastSend, apply_draft_checks, draft_checks, history_rules,
+    GatePolicy, PastEngagement, PastSend, apply_draft_checks, apply_draft_line, draft_checks,
+    history_rules,
 };
 use crate::scoring::{Decision, Reason, ReasonCode};
 use crate::store::StoreError;
@@ -275,6 +276,7 @@ impl Engine {
         if let (Some((title, body)), Some(person)) = (&draft, &person) {
             let checks = draft_checks(title, body.as_str(), &person.name, &person.company);
             apply_draft_checks(&mut findings, checks, &policy);
+            apply_draft_line(&mut findings, scored.assessment.score, &policy);
         }
 
         scored.assessment.score *= findings.score_factor;
@@ -568,6 +570,7 @@ mod tests {
                     )],
                     evidence: vec![evidence("s-17", 0.62), evidence("s-3", -0.1)],
                     relevance: 0.58,
+                    centered_relevance: 0.31,
                     specificity: 0.21,
                 },
             }),

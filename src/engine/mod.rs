@@ -496,7 +496,7 @@ impl Engine {
         tenant: &Tenant,
         candidate: &ResolvedCandidate,
         now: Millis,
-    ) -> Result<Arc<Vec<(ProspectId, f32)>>, EngineError> {
+    ) -> Result<cache::BaselineValues, EngineError> {
         self.caches
             .baseline_values(&*self.store, &self.config, tenant, candidate, now)
             .await
@@ -507,18 +507,26 @@ impl Engine {
         candidate: &ResolvedCandidate,
         prospect: &ProspectId,
         profile: &Profile,
-        baseline: &[(ProspectId, f32)],
+        baseline: &cache::BaselineValues,
         now: Millis,
     ) -> Scored {
         let others = Baseline::from_relevances(
             baseline
+                .values
                 .iter()
                 .filter(|(id, _)| id != prospect)
                 .map(|(_, v)| *v),
         );
         Scored {
             candidate_id: candidate.id.clone(),
-            assessment: scoring::assess(&candidate.vector, profile, others, now, &self.config),
+            assessment: scoring::assess(
+                &candidate.vector,
+                profile,
+                others,
+                baseline.centering.as_deref(),
+                now,
+                &self.config,
+            ),
         }
     }
 

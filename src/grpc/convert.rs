@@ -554,6 +554,7 @@ pub fn scored_to_pb(s: Scored) -> pb::ScoreResult {
             .collect(),
         relevance: a.relevance,
         specificity: a.specificity,
+        centered_relevance: a.centered_relevance,
     }
 }
 
@@ -730,6 +731,7 @@ pub fn policy(
         opt_out_seconds: or(opt_out_seconds, base.opt_out_seconds),
         draft_check_action,
         draft_check_factor: base.draft_check_factor,
+        draft_min_score: base.draft_min_score,
         fail_decision,
     };
     match p.validate() {

@@ -78,9 +78,10 @@ pub(super) fn explain(f: Findings<'_, '_>) -> Assessment {
         reasons.push(Reason {
             code: ReasonCode::Generic,
             message: format!(
-                "Fits this workspace's prospects in general about as well as this one \
-                 (specificity {:.2}): a blast, not a message for this person.",
-                f.specificity
+                "Matches this prospect only through what this workspace's prospects share \
+                 (relevance {:.2}, {:.2} once that is set aside): a blast, not a message for \
+                 this person.",
+                rel.value, rel.centered
             ),
         });
     }
@@ -123,6 +124,7 @@ pub(super) fn explain(f: Findings<'_, '_>) -> Assessment {
         evidence: evidence(&f),
         reasons,
         relevance: rel.value,
+        centered_relevance: rel.centered,
         specificity: f.specificity,
     }
 }
@@ -152,6 +154,7 @@ pub(super) fn insufficient_profile(rel: &Relevance<'_>, config: &ScoringConfig) 
         reasons,
         evidence,
         relevance: 0.0,
+        centered_relevance: 0.0,
         specificity: 0.0,
     }
 }

@@ -36,6 +36,10 @@ pub struct GatePolicy {
     pub draft_check_action: Decision,
     /// Each draft-check finding multiplies the score by this.
     pub draft_check_factor: f32,
+    /// A draft is written for one person: below this score, after the findings' factors, it
+    /// is REJECT. A draft with a finding (impersonal, self-focused) thus needs a score of at
+    /// least `draft_min_score / draft_check_factor` to reach review.
+    pub draft_min_score: f32,
     /// The answer when the store cannot be reached.
     pub fail_decision: Decision,
 }
@@ -51,7 +55,8 @@ impl Default for GatePolicy {
             cooldown_seconds: 30 * 24 * 3600,
             opt_out_seconds: 0,
             draft_check_action: Decision::Review,
-            draft_check_factor: 0.8,
+            draft_check_factor: 0.55,
+            draft_min_score: 0.5,
             fail_decision: Decision::Review,
         }
     }
@@ -68,6 +73,9 @@ impl GatePolicy {
         }
         if !(0.0..=1.0).contains(&self.draft_check_factor) {
             return Err("draft_check_factor must be within [0, 1]".into());
+        }
+        if !(0.0..=1.0).contains(&self.draft_min_score) {
+            return Err("draft_min_score must be within [0, 1]".into());
         }
         if self.draft_check_action == Decision::Send {
             return Err("draft_check_action must be REVIEW or REJECT".into());
@@ -264,18 +272,29 @@ pub fn history_rules(
     f
 }
 
-/// Unrendered merge fields of the common mail tools: {{first_name}}, {FirstName}, [COMPANY],
-/// [First Name], %FNAME%, <<Name>>, *|FNAME|*, ${name}. (In verbose mode white space is
-/// ignored even inside classes, hence \x20.)
+/// Unrendered merge fields of the common mail tools and templating syntaxes: Handlebars and
+/// Liquid {{first_name}}, {FirstName}, Salesforce {!Contact.FirstName}, ${name} and #{name},
+/// [COMPANY], [First Name] and [first_name], <FIRST_NAME>, %FNAME% and %%First Name%%,
+/// <<Name>>, ##FIRSTNAME##, Mailchimp *|FNAME|*, $FIRSTNAME, and bare field tokens such as
+/// FIRST_NAME or COMPANYNAME. (In verbose mode white space is ignored even inside classes,
+/// hence \x20.)
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
         \{\{[^{}]{1,64}\}\}
-        | \$?\{[A-Za-z_][A-Za-z0-9_.\-\x20]{0,40}\}
+        | [$\#]?\{!?[A-Za-z_][A-Za-z0-9_.\-\x20]{0,40}\}
         | \[[A-Z][A-Za-z_\x20]{1,30}\]
+        | \[[a-z][a-z0-9]*(?:_[a-z0-9]+)+\]
+        | <[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+>
+        | <(?:COMPANY|NAME|FNAME|LNAME|TITLE|ROLE|FIRSTNAME|LASTNAME|EMAIL|LINK|URL|DATE)>
+        | %%[^%\n]{1,40}%%
         | %[A-Za-z_][A-Za-z0-9_]{1,30}%
         | <<[^<>]{1,40}>>
+        | \#\#[A-Za-z_][A-Za-z0-9_]{1,30}\#\#
         | \*\|[A-Za-z0-9_:]{1,30}\|\*
+        | \$[A-Z][A-Z0-9_]{2,30}\b
+        | \b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b
+        | \b[A-Z]{1,12}NAME\b
         ",
     )
     .expect("a valid pattern")
@@ -365,6 +384,23 @@ pub fn apply_draft_checks(findings: &mut GateFindings, checks: Vec<Reason>, poli
         };
         findings.score_factor *= policy.draft_check_factor;
         findings.cap(decision, reason.code, reason.message);
+    }
+}
+
+/// Holds a draft to its line: its score after the findings' factors must reach
+/// `draft_min_score`, or the draft is REJECT.
+pub fn apply_draft_line(findings: &mut GateFindings, score: f32, policy: &GatePolicy) {
+    let adjusted = score * findings.score_factor;
+    if adjusted < policy.draft_min_score {
+        findings.cap(
+            Decision::Reject,
+            ReasonCode::LowRelevance,
+            format!(
+                "A draft must be clearly about this person: it scores {adjusted:.2} after its \
+                 checks, under the draft line {:.2}.",
+                policy.draft_min_score
+            ),
+        );
     }
 }
 
@@ -495,6 +531,16 @@ mod tests {
             "Hello <<Name>>, Acme",
             "Hi *|FNAME|*, Acme",
             "Hi ${name}, Acme",
+            "Hi #{name}, Acme",
+            "Hi {!Contact.FirstName}, Acme",
+            "Hello [first_name], Acme",
+            "Dear <FIRST_NAME>, Acme",
+            "Dear <COMPANY> team, Ana",
+            "Dear %%First Name%%, Acme",
+            "Hi ##FIRSTNAME##, Acme",
+            "Hi $FIRSTNAME, Acme",
+            "Hi FIRSTNAME, Acme",
+            "We help teams like Acme in INSERT_COUNTRY",
         ] {
             let r = draft_checks("", draft, "Ana Ruiz", "Acme");
             assert_eq!(
@@ -505,7 +551,8 @@ mod tests {
         }
         let clean = draft_checks(
             "Ana, your pick paths",
-            "Hi Ana, you said Acme's pickers [see notes] lose hours.",
+            "Hi Ana, you said Acme's pickers [see notes] lose hours; the SOX audit costs $40k \
+             and <b>ASC 606</b> is a NAME you know, Ana.",
             "Ana Ruiz",
             "Acme",
         );

@@ -9,15 +9,16 @@
 //! - `relevance`: how well a candidate matches one prospect's evidence (recency, source and
 //!   weight priors; a soft maximum so the strongest specific match dominates; signals that a
 //!   later opposite signal on the same topic replaced are set aside).
-//! - `assess`: relevance + the tenant baseline (specificity) + negative topics -> score,
-//!   decision, reasons and evidence.
+//! - `assess`: relevance with the tenant's common direction removed (`Centering`) + negative
+//!   topics -> score, decision, reasons and evidence; the tenant baseline gives specificity.
 
 mod explain;
 pub mod gate;
 mod relevance;
 
 pub use relevance::{
-    Compact, Match, Profile, ProfileSignal, Relevance, SignalInfo, relevance, relevance_value,
+    Centering, Compact, Match, Profile, ProfileSignal, Relevance, SignalInfo, relevance,
+    relevance_value,
 };
 
 use serde::{Deserialize, Serialize};
@@ -48,18 +49,14 @@ pub struct ScoringConfig {
     /// interest voiced after the refusal can keep it (a later "stop" outranks an earlier
     /// interest; a later interest reopens the topic).
     pub negative_on_topic: f32,
-    /// Relevance at which the relevance factor of the score is one half.
+    /// Centered relevance at which the score is one half.
     pub relevance_midpoint: f32,
-    /// Width of the relevance factor's logistic curve.
+    /// Width of the score's logistic curve over centered relevance.
     pub relevance_scale: f32,
-    /// Specific share (specificity / relevance) at which the specificity factor of the score
-    /// is one half.
-    pub specificity_midpoint: f32,
-    /// Width of the specificity factor's logistic curve.
-    pub specificity_scale: f32,
-    /// Specific share below which a piece is GENERIC (rejected): less than this part of its
-    /// relevance to the prospect is above what the typical prospect of the tenant gets.
-    pub generic_share: f32,
+    /// A rejected candidate whose raw relevance (before centering) is at least this is GENERIC:
+    /// it matches the prospect only through what the tenant's prospects share; below it, the
+    /// reason is LOW_RELEVANCE.
+    pub generic_relevance: f32,
     /// Fewer other prospects than this and there is no baseline: decisions are capped at REVIEW.
     pub min_baseline_prospects: usize,
     /// How many of the tenant's prospects make the baseline sample.
@@ -83,11 +80,9 @@ impl Default for ScoringConfig {
             same_topic_similarity: 0.5,
             negative_floor: 0.35,
             negative_on_topic: 0.5,
-            relevance_midpoint: 0.42,
-            relevance_scale: 0.06,
-            specificity_midpoint: 0.45,
-            specificity_scale: 0.05,
-            generic_share: 0.49,
+            relevance_midpoint: 0.24,
+            relevance_scale: 0.048,
+            generic_relevance: 0.3,
             min_baseline_prospects: 3,
             baseline_sample: 64,
             send_threshold: 0.6,
@@ -104,7 +99,6 @@ impl ScoringConfig {
             ("half_life_days", self.half_life_days),
             ("sharpness", self.sharpness),
             ("relevance_scale", self.relevance_scale),
-            ("specificity_scale", self.specificity_scale),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -113,6 +107,7 @@ impl ScoringConfig {
         }
         let unit = [
             ("recency_floor", self.recency_floor),
+            ("generic_relevance", self.generic_relevance),
             ("send_threshold", self.send_threshold),
             ("review_threshold", self.review_threshold),
         ];
@@ -266,6 +261,10 @@ pub struct Assessment {
     pub reasons: Vec<Reason>,
     pub evidence: Vec<Evidence>,
     pub relevance: f32,
+    /// Relevance with the tenant's common direction removed: what the decision is made on.
+    /// (Absent from decisions stored before it existed.)
+    #[serde(default)]
+    pub centered_relevance: f32,
     pub specificity: f32,
 }
 
@@ -273,45 +272,39 @@ fn logistic(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Scores one candidate (its vector) for one prospect, against the tenant baseline.
+/// Scores one candidate (its vector) for one prospect. The decision is made on relevance with
+/// the tenant's common direction removed (`centering`, from the tenant's sampled prospects);
+/// the baseline (the typical other prospect) gives the reported specificity and says whether
+/// the tenant is large enough to tell a blast from a targeted piece at all.
 pub fn assess(
     candidate: &[f32],
     profile: &Profile,
     baseline: Baseline,
+    centering: Option<&Centering>,
     now: Millis,
     config: &ScoringConfig,
 ) -> Assessment {
-    let rel = relevance(candidate, profile, now, config);
     let has_baseline = baseline.prospects >= config.min_baseline_prospects;
+    let centering = centering.filter(|_| has_baseline);
+    let rel = relevance(candidate, profile, centering, now, config);
     let specificity = if has_baseline {
         rel.value - baseline.typical
     } else {
         0.0
-    };
-    // The share of the relevance that is this prospect's own rather than everyone's. With no
-    // relevance at all nothing is specific (and the score is 0 either way).
-    let specific_share = if rel.value > 0.0 {
-        specificity / rel.value
-    } else {
-        f32::NEG_INFINITY
     };
 
     if rel.active_positives == 0 {
         return explain::insufficient_profile(&rel, config);
     }
 
-    let relevance_factor =
-        logistic((rel.value - config.relevance_midpoint) / config.relevance_scale);
-    let specificity_factor = if has_baseline {
-        logistic((specific_share - config.specificity_midpoint) / config.specificity_scale)
-    } else {
-        1.0
-    };
-    let score = (relevance_factor * specificity_factor).clamp(0.0, 1.0);
-
+    let score = logistic((rel.centered - config.relevance_midpoint) / config.relevance_scale)
+        .clamp(0.0, 1.0);
     let negative = rel.blocking_negative(config);
-    let generic = has_baseline && specific_share < config.generic_share;
-    let decision = if negative.is_some() || generic || score < config.review_threshold {
+    let low = score < config.review_threshold;
+    // Below the line, and yet about the prospect's field before the tenant's common direction
+    // was removed: the match is what every prospect of the tenant shares.
+    let generic = low && has_baseline && rel.value >= config.generic_relevance;
+    let decision = if negative.is_some() || low {
         Decision::Reject
     } else if score >= config.send_threshold && has_baseline {
         Decision::Send

@@ -4,7 +4,9 @@
 //! (source, recency, weight), and the results are combined by a soft maximum: the strongest
 //! specific match dominates, as a marketer would judge it, instead of an average over everything
 //! the prospect ever said. Signals that a later signal of the opposite polarity on the same topic
-//! replaced are set aside before any of this.
+//! replaced are set aside before any of this. The same soft maximum over similarities taken
+//! after the tenant's common direction is removed (`Centering`) is the centered relevance that
+//! decisions are made on (docs/scoring.md, section 3).
 
 use crate::domain::{Millis, Polarity, SignalSource};
 
@@ -74,6 +76,16 @@ impl Compact {
         sum * self.scale
     }
 
+    /// Adds the vector (at full precision) to `sum`; nothing when the lengths differ.
+    pub fn add_to(&self, sum: &mut [f32]) {
+        if sum.len() != self.data.len() {
+            return;
+        }
+        for (acc, q) in sum.iter_mut().zip(self.data.iter()) {
+            *acc += f32::from(*q) * self.scale;
+        }
+    }
+
     fn dot_compact(&self, other: &Compact) -> f32 {
         if other.data.len() != self.data.len() {
             return 0.0;
@@ -85,6 +97,69 @@ impl Compact {
             .map(|(a, b)| i32::from(*a) * i32::from(*b))
             .sum();
         sum as f32 * self.scale * other.scale
+    }
+}
+
+/// A tenant's common direction: the mean of the positive signal vectors in force of its sampled
+/// prospects. What every prospect of a tenant shares (its industry's or its product's
+/// vocabulary) lies along it; removing it before comparing leaves what is a prospect's own
+/// ("all-but-the-top" post-processing of embeddings, with the mean only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Centering {
+    mean: Vec<f32>,
+    norm_sq: f32,
+}
+
+impl Centering {
+    /// The centering of a sum of `count` unit vectors; `None` for none.
+    pub fn from_sum(mut sum: Vec<f32>, count: usize) -> Option<Self> {
+        if count == 0 {
+            return None;
+        }
+        let n = count as f32;
+        sum.iter_mut().for_each(|x| *x /= n);
+        let norm_sq = sum.iter().map(|x| x * x).sum();
+        Some(Self { mean: sum, norm_sq })
+    }
+
+    /// The mean vector.
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+}
+
+/// The candidate's side of centered similarities: its dot product with the mean and the norm
+/// of the centered candidate, computed once per candidate.
+#[derive(Debug, Clone, Copy)]
+struct CenteredCandidate {
+    dot_mean: f32,
+    norm: f32,
+    mean_sq: f32,
+}
+
+impl CenteredCandidate {
+    fn new(candidate: &[f32], centering: &Centering) -> Option<Self> {
+        if candidate.len() != centering.mean.len() {
+            return None;
+        }
+        let dot_mean = crate::domain::dot(candidate, &centering.mean);
+        let norm_sq = 1.0 - 2.0 * dot_mean + centering.norm_sq;
+        (norm_sq > 1e-6).then(|| Self {
+            dot_mean,
+            norm: norm_sq.sqrt(),
+            mean_sq: centering.norm_sq,
+        })
+    }
+
+    /// Cosine of (signal - mean) and (candidate - mean), from the raw cosine of the two and the
+    /// signal's dot product with the mean (both vectors of unit length).
+    fn cosine(&self, similarity: f32, signal_dot_mean: f32) -> f32 {
+        let signal_sq = 1.0 - 2.0 * signal_dot_mean + self.mean_sq;
+        if signal_sq <= 1e-6 {
+            return 0.0;
+        }
+        let dot = similarity - signal_dot_mean - self.dot_mean + self.mean_sq;
+        (dot / (signal_sq.sqrt() * self.norm)).clamp(-1.0, 1.0)
     }
 }
 
@@ -139,6 +214,11 @@ impl Profile {
             + 64
     }
 
+    /// The dimension of the profile's vectors; `None` for an empty profile.
+    pub fn dimensions(&self) -> Option<usize> {
+        self.vectors.first().map(Compact::dimensions)
+    }
+
     /// The signals, in the order given.
     pub fn signals(&self) -> &[SignalInfo] {
         &self.signals
@@ -161,6 +241,19 @@ impl Profile {
     pub fn active_positive_count(&self) -> usize {
         self.active(Polarity::Positive).count()
     }
+
+    /// Adds the vectors of the positive signals in force to `sum` (of the model's dimension)
+    /// and returns how many there were: the profile's part of a tenant's `Centering`.
+    pub fn add_positives_to(&self, sum: &mut [f32]) -> usize {
+        let mut n = 0;
+        for (i, _) in self.active(Polarity::Positive) {
+            if self.vectors[i].dimensions() == sum.len() {
+                self.vectors[i].add_to(sum);
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 /// One signal's match with the candidate.
@@ -170,7 +263,11 @@ pub struct Match {
     pub index: usize,
     /// Cosine similarity to the candidate.
     pub similarity: f32,
-    /// Similarity lowered by the weakness of the signal's prior (positive signals only).
+    /// Cosine similarity after the tenant's common direction is removed from both (the raw
+    /// similarity when there is no centering).
+    pub centered: f32,
+    /// Centered similarity lowered by the weakness of the signal's prior (positive signals
+    /// only).
     pub effective: f32,
 }
 
@@ -178,11 +275,14 @@ pub struct Match {
 #[derive(Debug, Clone)]
 pub struct Relevance<'p> {
     pub profile: &'p Profile,
-    /// In [0, 1].
+    /// Soft maximum of the raw similarities lowered by their priors, in [0, 1].
     pub value: f32,
+    /// The same over centered similarities, in [0, 1]: what decisions are made on. Equal to
+    /// `value` without a centering.
+    pub centered: f32,
     /// Positive signals in force.
     pub active_positives: usize,
-    /// Positive matches, best effective first.
+    /// Positive matches, best effective (centered) first.
     pub positives: Vec<Match>,
     /// Negative matches in force, most similar first.
     pub negatives: Vec<Match>,
@@ -244,24 +344,40 @@ pub fn relevance_value(
     soft_max(effective, config.sharpness).clamp(0.0, 1.0)
 }
 
-/// The relevance of `candidate` to `profile`, with its matches.
+/// The relevance of `candidate` to `profile`, with its matches; centered relevance and the
+/// matches' order use `centering` when there is one.
 pub fn relevance<'p>(
     candidate: &[f32],
     profile: &'p Profile,
+    centering: Option<&Centering>,
     now: Millis,
     config: &ScoringConfig,
 ) -> Relevance<'p> {
+    let centered_candidate =
+        centering.and_then(|c| Some((c, CenteredCandidate::new(candidate, c)?)));
+    let mut raw_effective = Vec::new();
     let mut positives: Vec<Match> = profile
         .active(Polarity::Positive)
         .map(|(index, s)| {
-            let similarity = profile.vectors[index].dot(candidate);
+            let vector = &profile.vectors[index];
+            let similarity = vector.dot(candidate);
+            let centered = match &centered_candidate {
+                Some((c, cc)) => cc.cosine(similarity, vector.dot(&c.mean)),
+                None => similarity,
+            };
+            let penalty = config.prior_penalty * (1.0 - prior(s, now, config));
+            raw_effective.push(similarity - penalty);
             Match {
                 index,
                 similarity,
-                effective: similarity - config.prior_penalty * (1.0 - prior(s, now, config)),
+                centered,
+                effective: centered - penalty,
             }
         })
         .collect();
+    let value = soft_max(raw_effective.iter().copied(), config.sharpness).clamp(0.0, 1.0);
+    let centered =
+        soft_max(positives.iter().map(|m| m.effective), config.sharpness).clamp(0.0, 1.0);
     positives.sort_by(|a, b| b.effective.total_cmp(&a.effective));
     let mut negatives: Vec<Match> = profile
         .active(Polarity::Negative)
@@ -270,15 +386,16 @@ pub fn relevance<'p>(
             Match {
                 index,
                 similarity,
+                centered: similarity,
                 effective: similarity,
             }
         })
         .collect();
     negatives.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-    let value = soft_max(positives.iter().map(|m| m.effective), config.sharpness).clamp(0.0, 1.0);
     Relevance {
         profile,
         value,
+        centered,
         active_positives: positives.len(),
         positives,
         negatives,

@@ -44,6 +44,11 @@ fn baseline(typical: f32) -> Baseline {
     }
 }
 
+/// A tenant whose prospects' evidence averages to `mean`.
+fn tenant_mean(mean: Vec<f32>) -> Centering {
+    Centering::from_sum(mean, 1).expect("one vector")
+}
+
 fn codes(a: &Assessment) -> Vec<ReasonCode> {
     a.reasons.iter().map(|r| r.code).collect()
 }
@@ -54,7 +59,14 @@ fn a_close_specific_match_is_sent_with_its_evidence() {
         signal("s1", Polarity::Positive, 1, with_cos(0.75)),
         signal("s2", Polarity::Positive, 1, with_cos(0.1)),
     ]);
-    let a = assess(&x(), &p, baseline(0.2), NOW, &ScoringConfig::default());
+    let a = assess(
+        &x(),
+        &p,
+        baseline(0.2),
+        None,
+        NOW,
+        &ScoringConfig::default(),
+    );
     assert_eq!(a.decision, Decision::Send, "{a:?}");
     assert!(a.score > 0.9);
     assert_eq!(a.evidence[0].signal_id, "s1");
@@ -63,16 +75,72 @@ fn a_close_specific_match_is_sent_with_its_evidence() {
 
 #[test]
 fn a_piece_that_fits_everyone_is_generic_whatever_its_similarity() {
+    // The prospect's interest is close to the piece (cos 0.6), but the whole tenant leans the
+    // same way: once the common direction (0.8 along the piece) is removed, nothing is left.
     let p = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.6))]);
-    let a = assess(&x(), &p, baseline(0.58), NOW, &ScoringConfig::default());
+    let common = tenant_mean(vec![0.8, 0.0, 0.0]);
+    let a = assess(
+        &x(),
+        &p,
+        baseline(0.58),
+        Some(&common),
+        NOW,
+        &ScoringConfig::default(),
+    );
     assert_eq!(a.decision, Decision::Reject);
     assert!(codes(&a).contains(&ReasonCode::Generic), "{a:?}");
+    assert!(a.relevance > 0.5 && a.centered_relevance < 0.1, "{a:?}");
+}
+
+#[test]
+fn what_stands_out_from_the_tenant_is_sent_and_what_matches_nothing_is_low_relevance() {
+    let config = ScoringConfig::default();
+    // The tenant leans along y; the prospect's interest and the piece share x.
+    let common = tenant_mean(vec![0.0, 0.5, 0.0]);
+    let p = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.8))]);
+    let a = assess(&x(), &p, baseline(0.1), Some(&common), NOW, &config);
+    assert_eq!(a.decision, Decision::Send, "{a:?}");
+    // A piece orthogonal to everything the prospect said is LOW_RELEVANCE, not GENERIC.
+    let far = profile(vec![signal(
+        "s1",
+        Polarity::Positive,
+        1,
+        vec![0.0, 0.0, 1.0],
+    )]);
+    let b = assess(&x(), &far, baseline(0.1), Some(&common), NOW, &config);
+    assert_eq!(b.decision, Decision::Reject);
+    assert_eq!(codes(&b), vec![ReasonCode::LowRelevance], "{b:?}");
+}
+
+#[test]
+fn centered_similarity_is_the_cosine_of_the_centered_vectors() {
+    let p = profile(vec![signal("s1", Polarity::Positive, 0, at(0.7))]);
+    let mean = vec![0.3, -0.2, 0.1];
+    let common = tenant_mean(mean.clone());
+    let rel = relevance(&x(), &p, Some(&common), NOW, &ScoringConfig::default());
+    let centered = |v: Vec<f32>| -> Vec<f32> {
+        let d: Vec<f32> = v.iter().zip(&mean).map(|(a, m)| a - m).collect();
+        let n = d.iter().map(|x| x * x).sum::<f32>().sqrt();
+        d.iter().map(|x| x / n).collect()
+    };
+    let expected = crate::domain::dot(&centered(at(0.7)), &centered(x()));
+    assert!(
+        (rel.positives[0].centered - expected).abs() < 0.01,
+        "{rel:?} vs {expected}"
+    );
 }
 
 #[test]
 fn without_positive_evidence_the_answer_is_review_with_no_claimed_relevance() {
     let p = profile(vec![]);
-    let a = assess(&x(), &p, baseline(0.2), NOW, &ScoringConfig::default());
+    let a = assess(
+        &x(),
+        &p,
+        baseline(0.2),
+        None,
+        NOW,
+        &ScoringConfig::default(),
+    );
     assert_eq!(a.decision, Decision::Review);
     assert_eq!(a.score, 0.0);
     assert_eq!(codes(&a), vec![ReasonCode::InsufficientProfile]);
@@ -87,7 +155,14 @@ fn a_later_stop_outranks_an_earlier_interest_on_the_same_topic() {
         signal("other", Polarity::Positive, 5, vec![0.0, 0.0, 1.0]),
     ]);
     assert!(p.is_superseded(0));
-    let a = assess(&x(), &p, baseline(0.1), NOW, &ScoringConfig::default());
+    let a = assess(
+        &x(),
+        &p,
+        baseline(0.1),
+        None,
+        NOW,
+        &ScoringConfig::default(),
+    );
     assert_eq!(a.decision, Decision::Reject, "{a:?}");
     assert_eq!(codes(&a)[0], ReasonCode::NegativeTopic);
     assert_eq!(a.evidence[0].signal_id, "stop");
@@ -100,7 +175,14 @@ fn a_later_interest_outranks_an_earlier_stop() {
         signal("new-interest", Polarity::Positive, 10, with_cos(0.75)),
     ]);
     assert!(p.is_superseded(0));
-    let a = assess(&x(), &p, baseline(0.1), NOW, &ScoringConfig::default());
+    let a = assess(
+        &x(),
+        &p,
+        baseline(0.1),
+        None,
+        NOW,
+        &ScoringConfig::default(),
+    );
     assert_ne!(a.decision, Decision::Reject, "{a:?}");
 }
 
@@ -115,8 +197,8 @@ fn near_a_refused_topic_but_closer_to_a_wanted_one_is_not_punished() {
     assert!(!p.is_superseded(0) && !p.is_superseded(1));
     let without_stop = profile(vec![signal("interest", Polarity::Positive, 10, at(-0.5))]);
     let config = ScoringConfig::default();
-    let a = assess(&x(), &p, baseline(0.1), NOW, &config);
-    let b = assess(&x(), &without_stop, baseline(0.1), NOW, &config);
+    let a = assess(&x(), &p, baseline(0.1), None, NOW, &config);
+    let b = assess(&x(), &without_stop, baseline(0.1), None, NOW, &config);
     assert_eq!(a.score, b.score);
     assert_eq!(a.decision, b.decision);
 }
@@ -137,7 +219,7 @@ fn on_the_refused_topic_only_a_later_interest_keeps_the_piece() {
         signal("interest", Polarity::Positive, 30, interest()),
         signal("stop", Polarity::Negative, 5, refusal.clone()),
     ]);
-    let a = assess(&x(), &older_interest, baseline(0.1), NOW, &config);
+    let a = assess(&x(), &older_interest, baseline(0.1), None, NOW, &config);
     assert_eq!(a.decision, Decision::Reject, "{a:?}");
     assert_eq!(codes(&a)[0], ReasonCode::NegativeTopic);
 
@@ -145,7 +227,7 @@ fn on_the_refused_topic_only_a_later_interest_keeps_the_piece() {
         signal("interest", Polarity::Positive, 1, interest()),
         signal("stop", Polarity::Negative, 5, refusal),
     ]);
-    let b = assess(&x(), &newer_interest, baseline(0.1), NOW, &config);
+    let b = assess(&x(), &newer_interest, baseline(0.1), None, NOW, &config);
     assert_ne!(b.decision, Decision::Reject, "{b:?}");
 }
 
@@ -156,7 +238,7 @@ fn a_small_tenant_caps_decisions_at_review() {
         prospects: 1,
         typical: 0.1,
     };
-    let a = assess(&x(), &p, small, NOW, &ScoringConfig::default());
+    let a = assess(&x(), &p, small, None, NOW, &ScoringConfig::default());
     assert_eq!(a.decision, Decision::Review);
     assert!(codes(&a).contains(&ReasonCode::NoBaseline));
 }
@@ -211,7 +293,7 @@ proptest! {
             signal(&format!("s{i}"), polarity, ages[i], at(*a))
         }).collect();
         let p = profile(signals);
-        let a = assess(&x(), &p, Baseline { prospects: others, typical: mean }, NOW, &ScoringConfig::default());
+        let a = assess(&x(), &p, Baseline { prospects: others, typical: mean }, None, NOW, &ScoringConfig::default());
         prop_assert!((0.0..=1.0).contains(&a.score));
         prop_assert!((0.0..=1.0).contains(&a.relevance));
         prop_assert!(a.evidence.len() <= ScoringConfig::default().max_evidence);
@@ -225,8 +307,8 @@ proptest! {
         let config = ScoringConfig::default();
         let far = profile(vec![signal("s", Polarity::Positive, 3, at(near + delta))]);
         let close = profile(vec![signal("s", Polarity::Positive, 3, at(near))]);
-        let a = assess(&x(), &far, baseline(mean), NOW, &config);
-        let b = assess(&x(), &close, baseline(mean), NOW, &config);
+        let a = assess(&x(), &far, baseline(mean), None, NOW, &config);
+        let b = assess(&x(), &close, baseline(mean), None, NOW, &config);
         // Profiles keep vectors at 8 bits: similarities carry an error of about 1e-3, which the
         // score's steepest slope (about 4 per unit of relevance) turns into at most ~0.01.
         prop_assert!(b.score >= a.score - 0.01, "{} < {}", b.score, a.score);
@@ -241,11 +323,17 @@ proptest! {
     }
 
     #[test]
-    fn a_higher_baseline_never_raises_the_score(angle in 0.0f32..1.5, m1 in 0.0f32..0.5, dm in 0.0f32..0.5) {
+    fn more_common_ground_along_the_piece_never_raises_the_score(
+        angle in 0.0f32..1.5, t in 0.0f32..0.8, dt in 0.0f32..0.15,
+    ) {
+        // The more of the tenant's shared direction lies along the candidate, the less of the
+        // prospect's match is their own.
         let config = ScoringConfig::default();
         let p = profile(vec![signal("s", Polarity::Positive, 3, at(angle))]);
-        let low = assess(&x(), &p, baseline(m1), NOW, &config);
-        let high = assess(&x(), &p, baseline(m1 + dm), NOW, &config);
-        prop_assert!(high.score <= low.score);
+        let less = tenant_mean(vec![t, 0.0, 0.0]);
+        let more = tenant_mean(vec![t + dt, 0.0, 0.0]);
+        let low = assess(&x(), &p, baseline(0.1), Some(&less), NOW, &config);
+        let high = assess(&x(), &p, baseline(0.1), Some(&more), NOW, &config);
+        prop_assert!(high.score <= low.score + 0.01, "{} > {}", high.score, low.score);
     }
 }

@@ -1,67 +1,158 @@
-//! The quality regression test: `pertinent eval` on the development set, through the gRPC API
-//! with the real model, must stay at or above the floors below. The floors sit at the measured
-//! values (docs/scoring.md), so any regression fails the build; this is not a timing test.
+//! The quality regression test: `pertinent eval` on the development sets (tests/data/dev/, the
+//! data the defaults were chosen on) and on the validation sets (tests/data/validation/,
+//! written before the method changed and never used to choose a parameter), through the gRPC
+//! API with the real model, must stay at or above the floors below. The floors sit at the
+//! measured values, rounded down (docs/scoring.md), so a regression fails the build; they are
+//! not the targets, which docs/scoring.md compares them with. This is not a timing test.
 
-use pertinent::eval::{evaluate, read_dataset};
+use pertinent::eval::{Report, evaluate_all, read_datasets};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn the_development_set_meets_its_floors() {
-    let app = spawn_app().await;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dev.json");
-    let dataset = read_dataset(&path).expect("the development set parses");
-    let report = evaluate(&app.channel, &dataset, "quality")
-        .await
-        .expect("evaluation runs");
-    println!("{}", report.table());
-    for miss in &report.misses {
-        println!("miss: {miss}");
-    }
-    let floors = [
-        ("precision@1", report.precision_at_1.value(), 1.0),
+/// Floors of one group of sets, pooled.
+struct Floors {
+    precision_at_1: f64,
+    generic_rejected: f64,
+    on_target_accepted: f64,
+    negative_violations: usize,
+    drafts_personal_higher: f64,
+    audience_at_1: f64,
+    gate_placeholder_rejected: f64,
+    gate_personal_allowed: f64,
+    gate_bad_drafts_rejected: f64,
+    /// Area under the operating curve of the GENERIC line.
+    auc: f64,
+}
+
+const DEV: Floors = Floors {
+    precision_at_1: 0.86,
+    generic_rejected: 0.93,
+    on_target_accepted: 0.97,
+    negative_violations: 0,
+    drafts_personal_higher: 1.0,
+    audience_at_1: 0.91,
+    gate_placeholder_rejected: 1.0,
+    gate_personal_allowed: 1.0,
+    gate_bad_drafts_rejected: 0.95,
+    auc: 0.99,
+};
+
+const VALIDATION: Floors = Floors {
+    precision_at_1: 0.80,
+    generic_rejected: 0.93,
+    on_target_accepted: 0.90,
+    // One refused piece tailored to its refuser (docs/scoring.md, "Misses").
+    negative_violations: 1,
+    drafts_personal_higher: 0.98,
+    audience_at_1: 0.83,
+    gate_placeholder_rejected: 0.96,
+    gate_personal_allowed: 0.96,
+    gate_bad_drafts_rejected: 0.92,
+    auc: 0.98,
+};
+
+fn check(group: &str, report: &Report, floors: &Floors) -> Vec<String> {
+    let rates = [
+        ("precision@1", report.precision_at_1, floors.precision_at_1),
         (
             "generic blasts rejected",
-            report.generic_rejected.value(),
-            1.0,
+            report.generic_rejected,
+            floors.generic_rejected,
         ),
-        ("on-target accepted", report.on_target_accepted.value(), 1.0),
+        (
+            "on-target accepted",
+            report.on_target_accepted,
+            floors.on_target_accepted,
+        ),
         (
             "personal draft above generic",
-            report.drafts_personal_higher.value(),
-            1.0,
+            report.drafts_personal_higher,
+            floors.drafts_personal_higher,
         ),
-        ("FindAudience top-1", report.audience_at_1.value(), 1.0),
+        (
+            "FindAudience top-1",
+            report.audience_at_1,
+            floors.audience_at_1,
+        ),
         (
             "gate: placeholder drafts rejected",
-            report.gate_placeholder_rejected.value(),
-            1.0,
+            report.gate_placeholder_rejected,
+            floors.gate_placeholder_rejected,
         ),
         (
             "gate: personalized drafts allowed",
-            report.gate_personal_allowed.value(),
-            1.0,
+            report.gate_personal_allowed,
+            floors.gate_personal_allowed,
+        ),
+        (
+            "gate: generic, self-focused, off-topic drafts rejected",
+            report.gate_bad_drafts_rejected,
+            floors.gate_bad_drafts_rejected,
         ),
     ];
-    for (name, value, floor) in floors {
+    let mut failures: Vec<String> = rates
+        .into_iter()
+        .filter(|(_, rate, floor)| rate.value() < *floor)
+        .map(|(name, rate, floor)| format!("{group}: {name} {rate} fell below its floor {floor}"))
+        .collect();
+    if report.negative_violations.hits > floors.negative_violations {
+        failures.push(format!(
+            "{group}: {} negative-topic violations, at most {} allowed",
+            report.negative_violations.hits, floors.negative_violations
+        ));
+    }
+    let auc = report.curve().auc;
+    if auc < floors.auc {
+        failures.push(format!(
+            "{group}: area under the operating curve {auc:.4} fell below {}",
+            floors.auc
+        ));
+    }
+    failures
+}
+
+#[tokio::test]
+async fn development_and_validation_sets_meet_their_floors() {
+    let app = spawn_app().await;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let datasets =
+        read_datasets(&[data.join("dev"), data.join("validation")]).expect("the data sets parse");
+    let evaluation = evaluate_all(&app.channel, &datasets, "quality")
+        .await
+        .expect("evaluation runs");
+    for (group, name, report) in &evaluation.sets {
+        println!("## {name} ({group})\n{}", report.table());
+        for miss in &report.misses {
+            println!("miss: {miss}");
+        }
+    }
+    let mut failures = Vec::new();
+    for (group, report) in &evaluation.groups {
+        println!(
+            "## pooled: {group}\n{}\n{}",
+            report.table(),
+            report.curve().table()
+        );
+        let floors = match group.as_str() {
+            "dev" => &DEV,
+            "validation" => &VALIDATION,
+            other => panic!("unexpected data group {other}"),
+        };
+        failures.extend(check(group, report, floors));
         assert!(
-            value >= floor,
-            "{name}: {value:.3} fell below its floor {floor:.3}\n{}",
+            report.precision_at_1.total >= 60
+                && report.generic_rejected.total >= 500
+                && report.negative_violations.total >= 15
+                && report.gate_placeholder_rejected.total >= 50
+                && report.gate_bad_drafts_rejected.total >= 150,
+            "{group}: not every pair was scored\n{}",
             report.table()
         );
     }
     assert_eq!(
-        report.negative_violations.hits,
-        0,
-        "negative-topic violations\n{}",
-        report.table()
+        evaluation.groups.len(),
+        2,
+        "both groups are evaluated: dev and validation"
     );
-    assert!(
-        report.negative_violations.total >= 7,
-        "the refused pairs were not all scored"
-    );
-    assert!(report.precision_at_1.total >= 20 && report.generic_rejected.total >= 100);
-    assert!(
-        report.gate_placeholder_rejected.total >= 3 && report.gate_personal_allowed.total >= 20
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
