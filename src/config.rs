@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Runs the gRPC service.
     Serve(Box<ServeSettings>),
-    /// Loads a labelled data set through the gRPC API and prints quality metrics.
+    /// Loads labelled data sets through the gRPC API and prints their quality metrics.
     Eval(crate::eval::EvalSettings),
     /// Drives a service with gRPC load and prints throughput, latency and memory.
     Bench(crate::bench::BenchSettings),

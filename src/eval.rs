@@ -242,6 +242,16 @@ impl Report {
         self.rows.extend(other.rows.iter().cloned());
     }
 
+    /// The operating curve as a table, with the point the service's own decisions are at.
+    pub fn curve_table(&self) -> String {
+        format!(
+            "{}the service's own line: generic rejected {}, on-target accepted {}\n",
+            self.curve().table(),
+            self.generic_rejected,
+            self.on_target_accepted
+        )
+    }
+
     /// The operating curve of the GENERIC line: for each threshold on centered relevance, the
     /// share of generic pairs rejected and of on-target pairs accepted if the line were there
     /// (pairs rejected for another reason, such as a refused topic, stay rejected).
@@ -800,7 +810,7 @@ pub async fn run(settings: EvalSettings) -> anyhow::Result<()> {
         if many_groups || evaluation.sets.len() > 1 {
             println!("## pooled: {group}\n");
             println!("{}", report.table());
-            println!("{}", report.curve().table());
+            println!("{}", report.curve_table());
         }
     }
     if many_groups {
@@ -808,7 +818,7 @@ pub async fn run(settings: EvalSettings) -> anyhow::Result<()> {
         println!("{}", evaluation.pooled.table());
     }
     if evaluation.sets.len() == 1 {
-        println!("{}", evaluation.pooled.curve().table());
+        println!("{}", evaluation.pooled.curve_table());
     }
     Ok(())
 }

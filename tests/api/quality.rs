@@ -131,7 +131,7 @@ async fn development_and_validation_sets_meet_their_floors() {
         println!(
             "## pooled: {group}\n{}\n{}",
             report.table(),
-            report.curve().table()
+            report.curve_table()
         );
         let floors = match group.as_str() {
             "dev" => &DEV,
