@@ -310,17 +310,13 @@ pub struct Curve {
 }
 
 impl Curve {
-    /// The curve as a table, every fifth point, and the best balanced point.
+    /// The curve as a table (every other point from 0.10 to 0.36) and the area under it.
     pub fn table(&self) -> String {
         let mut out = String::from(
             "| GENERIC line (centered relevance) | generic rejected | on-target accepted |\n|---|---|---|\n",
         );
-        for p in self
-            .points
-            .iter()
-            .step_by(2)
-            .filter(|p| (0.1..=0.36).contains(&p.threshold))
-        {
+        // Points are 0.01 apart from 0: indices 10, 12, ..., 36.
+        for p in self.points.iter().skip(10).take(27).step_by(2) {
             out.push_str(&format!(
                 "| {:.2} | {:.3} | {:.3} |\n",
                 p.threshold, p.generic_rejected, p.on_target_accepted
@@ -393,6 +389,28 @@ fn draft(d: &DraftData, id: &str) -> pb::Candidate {
 fn content_candidate(id: &str) -> pb::Candidate {
     pb::Candidate {
         item: Some(pb::candidate::Item::ContentId(id.into())),
+    }
+}
+
+/// The variants of a prospect's draft that the gate is tried on.
+#[derive(Debug, Clone, Copy)]
+enum DraftKind {
+    Personal,
+    Placeholder,
+    Generic,
+    SelfFocused,
+    OffTopic,
+}
+
+impl DraftKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Personal => "personal",
+            Self::Placeholder => "placeholder",
+            Self::Generic => "generic",
+            Self::SelfFocused => "self-focused",
+            Self::OffTopic => "off-topic",
+        }
     }
 }
 
@@ -615,13 +633,14 @@ pub async fn evaluate(channel: &Channel, dataset: &Dataset, run: &str) -> anyhow
         let mut gate = GateServiceClient::new(channel.clone());
         for d in &data.drafts {
             let variants = [
-                Some((&d.personal, "personal")),
-                d.placeholder.as_ref().map(|p| (p, "placeholder")),
-                Some((&d.generic, "generic")),
-                d.self_focused.as_ref().map(|p| (p, "self-focused")),
-                d.off_topic.as_ref().map(|p| (p, "off-topic")),
+                Some((&d.personal, DraftKind::Personal)),
+                d.placeholder.as_ref().map(|p| (p, DraftKind::Placeholder)),
+                Some((&d.generic, DraftKind::Generic)),
+                d.self_focused.as_ref().map(|p| (p, DraftKind::SelfFocused)),
+                d.off_topic.as_ref().map(|p| (p, DraftKind::OffTopic)),
             ];
-            for (draft_data, label) in variants.into_iter().flatten() {
+            for (draft_data, kind) in variants.into_iter().flatten() {
+                let label = kind.label();
                 let answer = gate
                     .check(pb::CheckRequest {
                         tenant: tenant.clone(),
@@ -636,17 +655,17 @@ pub async fn evaluate(channel: &Channel, dataset: &Dataset, run: &str) -> anyhow
                     .into_inner();
                 let rejected = is(answer.decision, pb::Decision::Reject);
                 let codes: Vec<i32> = answer.reasons.iter().map(|r| r.code).collect();
-                let hit = match label {
-                    "placeholder" => {
+                let hit = match kind {
+                    DraftKind::Placeholder => {
                         let hit = rejected && codes.contains(&(pb::ReasonCode::Placeholder as i32));
                         report.gate_placeholder_rejected.add(hit);
                         hit
                     }
-                    "personal" => {
+                    DraftKind::Personal => {
                         report.gate_personal_allowed.add(!rejected);
                         !rejected
                     }
-                    _ => {
+                    DraftKind::Generic | DraftKind::SelfFocused | DraftKind::OffTopic => {
                         report.gate_bad_drafts_rejected.add(rejected);
                         rejected
                     }
@@ -739,8 +758,9 @@ pub async fn evaluate_all(
     let mut sets = Vec::new();
     let mut groups: Vec<(String, Report)> = Vec::new();
     let mut pooled = Report::default();
-    for (group, dataset) in datasets {
-        let report = evaluate(channel, dataset, run).await?;
+    for (i, (group, dataset)) in datasets.iter().enumerate() {
+        // Each set in tenants of its own, even if two sets share a tenant id.
+        let report = evaluate(channel, dataset, &format!("{run}-{i}")).await?;
         match groups.iter_mut().find(|(g, _)| g == group) {
             Some((_, r)) => r.merge(&report),
             None => {

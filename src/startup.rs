@@ -78,6 +78,13 @@ impl App {
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<Self> {
         let scoring = settings.scoring.load()?;
+        let ignored = scoring.ignored_fields();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                fields = ?ignored,
+                "the scoring config sets parameters of the previous scoring method; they are ignored (docs/scoring.md)"
+            );
+        }
         let dimension = embedder.dimension();
         let (store, handle): (Arc<dyn VectorStore>, StoreHandle) = match &settings.store.qdrant_url
         {

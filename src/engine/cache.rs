@@ -127,13 +127,15 @@ impl Sample {
             .find_map(|(_, p)| p.dimensions())
             .unwrap_or(0);
         let mut sum = vec![0.0f32; dimensions];
-        let count = members
-            .iter()
-            .map(|(_, p)| p.add_positives_to(&mut sum))
-            .sum();
+        let (mut count, mut prospects) = (0, 0);
+        for (_, profile) in &members {
+            let added = profile.add_positives_to(&mut sum);
+            count += added;
+            prospects += usize::from(added > 0);
+        }
         Self {
             generation,
-            centering: Centering::from_sum(sum, count).map(Arc::new),
+            centering: Centering::from_sum(sum, count, prospects).map(Arc::new),
             members,
         }
     }
@@ -384,8 +386,8 @@ impl Caches {
         self.policies
             .try_get_with(tenant.clone(), async {
                 match store.get_policy(tenant).await? {
-                    Some(text) => serde_json::from_str(&text)
-                        .map(Arc::new)
+                    Some(text) => serde_json::from_str::<GatePolicy>(&text)
+                        .map(|p| Arc::new(p.with_service_fields(default)))
                         .map_err(|e| StoreError::Backend(format!("stored gate policy: {e}"))),
                     None => Ok(Arc::new(default.clone())),
                 }

@@ -276,7 +276,7 @@ impl Engine {
         if let (Some((title, body)), Some(person)) = (&draft, &person) {
             let checks = draft_checks(title, body.as_str(), &person.name, &person.company);
             apply_draft_checks(&mut findings, checks, &policy);
-            apply_draft_line(&mut findings, scored.assessment.score, &policy);
+            apply_draft_line(&mut findings, &scored.assessment, &policy);
         }
 
         scored.assessment.score *= findings.score_factor;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{EngagementKind, Millis};
 
-use super::{Compact, Decision, Reason, ReasonCode};
+use super::{Assessment, Compact, Decision, Reason, ReasonCode};
 
 const SECOND: Millis = 1000;
 
@@ -34,11 +34,15 @@ pub struct GatePolicy {
     pub opt_out_seconds: u64,
     /// What a draft-check finding does: Review (caps the decision at REVIEW) or Reject.
     pub draft_check_action: Decision,
-    /// Each draft-check finding multiplies the score by this.
+    /// Each draft-check finding multiplies the score by this. Service-wide (the `--gate-policy`
+    /// file): never stored with a tenant's policy, which always uses the service's value.
+    #[serde(skip_serializing)]
     pub draft_check_factor: f32,
     /// A draft is written for one person: below this score, after the findings' factors, it
     /// is REJECT. A draft with a finding (impersonal, self-focused) thus needs a score of at
-    /// least `draft_min_score / draft_check_factor` to reach review.
+    /// least `draft_min_score / draft_check_factor` to reach review, and one with two
+    /// findings never does. Service-wide, like `draft_check_factor`.
+    #[serde(skip_serializing)]
     pub draft_min_score: f32,
     /// The answer when the store cannot be reached.
     pub fail_decision: Decision,
@@ -63,6 +67,14 @@ impl Default for GatePolicy {
 }
 
 impl GatePolicy {
+    /// A tenant's stored policy with the service-wide fields taken from the service's `default`
+    /// (stored policies of earlier versions hold an old `draft_check_factor`).
+    pub fn with_service_fields(mut self, default: &GatePolicy) -> Self {
+        self.draft_check_factor = default.draft_check_factor;
+        self.draft_min_score = default.draft_min_score;
+        self
+    }
+
     /// Refuses policies that cannot be applied.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_sends == 0 {
@@ -275,9 +287,8 @@ pub fn history_rules(
 /// Unrendered merge fields of the common mail tools and templating syntaxes: Handlebars and
 /// Liquid {{first_name}}, {FirstName}, Salesforce {!Contact.FirstName}, ${name} and #{name},
 /// [COMPANY], [First Name] and [first_name], <FIRST_NAME>, %FNAME% and %%First Name%%,
-/// <<Name>>, ##FIRSTNAME##, Mailchimp *|FNAME|*, $FIRSTNAME, and bare field tokens such as
-/// FIRST_NAME or COMPANYNAME. (In verbose mode white space is ignored even inside classes,
-/// hence \x20.)
+/// <<Name>>, ##FIRSTNAME##, Mailchimp *|FNAME|*. (In verbose mode white space is ignored even
+/// inside classes, hence \x20.)
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
@@ -286,19 +297,48 @@ static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
         | \[[A-Z][A-Za-z_\x20]{1,30}\]
         | \[[a-z][a-z0-9]*(?:_[a-z0-9]+)+\]
         | <[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+>
-        | <(?:COMPANY|NAME|FNAME|LNAME|TITLE|ROLE|FIRSTNAME|LASTNAME|EMAIL|LINK|URL|DATE)>
-        | %%[^%\n]{1,40}%%
+        | %%[A-Za-z_][A-Za-z0-9_\x20]{0,38}%%
         | %[A-Za-z_][A-Za-z0-9_]{1,30}%
         | <<[^<>]{1,40}>>
         | \#\#[A-Za-z_][A-Za-z0-9_]{1,30}\#\#
         | \*\|[A-Za-z0-9_:]{1,30}\|\*
-        | \$[A-Z][A-Z0-9_]{2,30}\b
-        | \b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b
-        | \b[A-Z]{1,12}NAME\b
         ",
     )
     .expect("a valid pattern")
 });
+
+/// Capitalised tokens that may be a bare merge field: `FIRST_NAME`, `COMPANYNAME`,
+/// `$FIRSTNAME`, `<COMPANY>`. Only those naming a field of a contact record count (see
+/// `FIELD_WORDS`), so that `ASC_606`, `SPRING_SALE`, `$USD` or `<TITLE>` do not.
+static BARE_FIELD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[$<]?\b[A-Z][A-Z_]{3,30}\b>?").expect("a valid pattern"));
+
+/// The fields of a contact record that mail-merge templates fill in.
+const FIELD_WORDS: [&str; 8] = [
+    "NAME", "FIRST", "LAST", "COMPANY", "EMAIL", "PHONE", "CITY", "INSERT",
+];
+
+/// Whether a capitalised token is a bare merge field: it names a contact field and is
+/// written as a template writes one (`$X`, `<X>`, `FIELD_NAME` or `...NAME` run together).
+fn is_bare_field(token: &str) -> bool {
+    let marked = token.starts_with('$') || (token.starts_with('<') && token.ends_with('>'));
+    let word = token.trim_matches(|c| c == '$' || c == '<' || c == '>');
+    let names_field = FIELD_WORDS.iter().any(|f| word.contains(f));
+    let run_together = word.len() > 4 && word.ends_with("NAME");
+    names_field && (marked || word.contains('_') || run_together)
+}
+
+/// The merge fields left in `text`.
+fn merge_fields(text: &str) -> Vec<&str> {
+    let mut found: Vec<&str> = PLACEHOLDER.find_iter(text).map(|m| m.as_str()).collect();
+    found.extend(
+        BARE_FIELD
+            .find_iter(text)
+            .map(|m| m.as_str())
+            .filter(|t| is_bare_field(t)),
+    );
+    found
+}
 
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric() && c != '\'')
@@ -336,7 +376,7 @@ fn names_reader(text: &str, name: &str, company: &str) -> Option<bool> {
 pub fn draft_checks(title: &str, body: &str, name: &str, company: &str) -> Vec<Reason> {
     let text = format!("{title}\n{body}");
     let mut out = Vec::new();
-    let fields: Vec<&str> = PLACEHOLDER.find_iter(&text).map(|m| m.as_str()).collect();
+    let fields = merge_fields(&text);
     if !fields.is_empty() {
         let shown: Vec<&str> = fields.iter().take(3).copied().collect();
         out.push(Reason {
@@ -388,9 +428,18 @@ pub fn apply_draft_checks(findings: &mut GateFindings, checks: Vec<Reason>, poli
 }
 
 /// Holds a draft to its line: its score after the findings' factors must reach
-/// `draft_min_score`, or the draft is REJECT.
-pub fn apply_draft_line(findings: &mut GateFindings, score: f32, policy: &GatePolicy) {
-    let adjusted = score * findings.score_factor;
+/// `draft_min_score`, or the draft is REJECT. Not applied to a draft scoring already rejected
+/// (its reasons say why) or to a prospect of whom nothing is known yet (score 0 claims
+/// nothing: a first-touch draft goes to review).
+pub fn apply_draft_line(findings: &mut GateFindings, scored: &Assessment, policy: &GatePolicy) {
+    let unknown = scored
+        .reasons
+        .iter()
+        .any(|r| r.code == ReasonCode::InsufficientProfile);
+    if unknown || scored.decision == Decision::Reject {
+        return;
+    }
+    let adjusted = scored.score * findings.score_factor;
     if adjusted < policy.draft_min_score {
         findings.cap(
             Decision::Reject,
@@ -541,6 +590,7 @@ mod tests {
             "Hi $FIRSTNAME, Acme",
             "Hi FIRSTNAME, Acme",
             "We help teams like Acme in INSERT_COUNTRY",
+            "We help COMPANY_NAME, Ana",
         ] {
             let r = draft_checks("", draft, "Ana Ruiz", "Acme");
             assert_eq!(
@@ -551,8 +601,9 @@ mod tests {
         }
         let clean = draft_checks(
             "Ana, your pick paths",
-            "Hi Ana, you said Acme's pickers [see notes] lose hours; the SOX audit costs $40k \
-             and <b>ASC 606</b> is a NAME you know, Ana.",
+            "Hi Ana, you said Acme's pickers [see notes] lose hours; the SOX audit costs $40k, \
+             ASC_606 and ISO_27001 are due in Q3_2024, the SPRING_SALE code works in USD ($USD), \
+             <b>ASC 606</b> and <TITLE> are a NAME you know, and we grew 40%% to 60%%, Ana.",
             "Ana Ruiz",
             "Acme",
         );

@@ -53,6 +53,12 @@ pub struct ScoringConfig {
     pub relevance_midpoint: f32,
     /// Width of the score's logistic curve over centered relevance.
     pub relevance_scale: f32,
+    /// Without a tenant baseline nothing is centered, and the score runs on raw relevance
+    /// with this midpoint...
+    pub uncentered_midpoint: f32,
+    /// ...and this width (the calibration of raw relevance: unrelated texts sit at 0-0.25, the
+    /// same industry at 0.25-0.45, a prospect's stated need at 0.5-0.85).
+    pub uncentered_scale: f32,
     /// A rejected candidate whose raw relevance (before centering) is at least this is GENERIC:
     /// it matches the prospect only through what the tenant's prospects share; below it, the
     /// reason is LOW_RELEVANCE.
@@ -67,6 +73,15 @@ pub struct ScoringConfig {
     pub review_threshold: f32,
     /// Evidence entries returned with a result.
     pub max_evidence: usize,
+    /// Parameters of the previous method (a product of a relevance gate and a gate on the share
+    /// of relevance above the median prospect), accepted so that older `--scoring-config` files
+    /// still load, and ignored: startup warns when one is set.
+    #[serde(skip_serializing)]
+    pub specificity_midpoint: Option<f32>,
+    #[serde(skip_serializing)]
+    pub specificity_scale: Option<f32>,
+    #[serde(skip_serializing)]
+    pub generic_share: Option<f32>,
 }
 
 impl Default for ScoringConfig {
@@ -82,23 +97,42 @@ impl Default for ScoringConfig {
             negative_on_topic: 0.5,
             relevance_midpoint: 0.24,
             relevance_scale: 0.048,
+            uncentered_midpoint: 0.42,
+            uncentered_scale: 0.06,
             generic_relevance: 0.3,
             min_baseline_prospects: 3,
             baseline_sample: 64,
             send_threshold: 0.6,
             review_threshold: 0.3,
             max_evidence: 5,
+            specificity_midpoint: None,
+            specificity_scale: None,
+            generic_share: None,
         }
     }
 }
 
 impl ScoringConfig {
+    /// The parameters set that this version ignores (see `generic_share`).
+    pub fn ignored_fields(&self) -> Vec<&'static str> {
+        [
+            ("specificity_midpoint", self.specificity_midpoint),
+            ("specificity_scale", self.specificity_scale),
+            ("generic_share", self.generic_share),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(name, _)| name)
+        .collect()
+    }
+
     /// Refuses parameters that would make scores meaningless.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
             ("half_life_days", self.half_life_days),
             ("sharpness", self.sharpness),
             ("relevance_scale", self.relevance_scale),
+            ("uncentered_scale", self.uncentered_scale),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -284,9 +318,12 @@ pub fn assess(
     now: Millis,
     config: &ScoringConfig,
 ) -> Assessment {
-    let has_baseline = baseline.prospects >= config.min_baseline_prospects;
-    let centering = centering.filter(|_| has_baseline);
+    // A baseline needs enough other prospects, and a common direction made of enough
+    // prospects' evidence to remove.
+    let enough = baseline.prospects >= config.min_baseline_prospects;
+    let centering = centering.filter(|c| enough && c.prospects() >= config.min_baseline_prospects);
     let rel = relevance(candidate, profile, centering, now, config);
+    let has_baseline = rel.is_centered;
     let specificity = if has_baseline {
         rel.value - baseline.typical
     } else {
@@ -297,8 +334,12 @@ pub fn assess(
         return explain::insufficient_profile(&rel, config);
     }
 
-    let score = logistic((rel.centered - config.relevance_midpoint) / config.relevance_scale)
-        .clamp(0.0, 1.0);
+    let score = if has_baseline {
+        logistic((rel.centered - config.relevance_midpoint) / config.relevance_scale)
+    } else {
+        logistic((rel.value - config.uncentered_midpoint) / config.uncentered_scale)
+    }
+    .clamp(0.0, 1.0);
     let negative = rel.blocking_negative(config);
     let low = score < config.review_threshold;
     // Below the line, and yet about the prospect's field before the tenant's common direction

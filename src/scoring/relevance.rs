@@ -87,7 +87,7 @@ impl Compact {
         (acc.iter().sum::<f32>() + tail) * self.scale
     }
 
-    /// Adds the vector (at full precision) to `sum`; nothing when the lengths differ.
+    /// Adds the vector (dequantized from its 8 bits) to `sum`; nothing when the lengths differ.
     pub fn add_to(&self, sum: &mut [f32]) {
         if sum.len() != self.data.len() {
             return;
@@ -119,18 +119,29 @@ impl Compact {
 pub struct Centering {
     mean: Vec<f32>,
     norm_sq: f32,
+    prospects: usize,
 }
 
 impl Centering {
-    /// The centering of a sum of `count` unit vectors; `None` for none.
-    pub fn from_sum(mut sum: Vec<f32>, count: usize) -> Option<Self> {
-        if count == 0 {
+    /// The centering of a sum of `count` unit vectors from the signals of `prospects`
+    /// prospects; `None` for none.
+    pub fn from_sum(mut sum: Vec<f32>, count: usize, prospects: usize) -> Option<Self> {
+        if count == 0 || prospects == 0 {
             return None;
         }
         let n = count as f32;
         sum.iter_mut().for_each(|x| *x /= n);
         let norm_sq = sum.iter().map(|x| x * x).sum();
-        Some(Self { mean: sum, norm_sq })
+        Some(Self {
+            mean: sum,
+            norm_sq,
+            prospects,
+        })
+    }
+
+    /// How many prospects' signals the mean is made of.
+    pub fn prospects(&self) -> usize {
+        self.prospects
     }
 
     /// The mean vector.
@@ -289,8 +300,10 @@ pub struct Relevance<'p> {
     /// Soft maximum of the raw similarities lowered by their priors, in [0, 1].
     pub value: f32,
     /// The same over centered similarities, in [0, 1]: what decisions are made on. Equal to
-    /// `value` without a centering.
+    /// `value` when nothing was centered (see `is_centered`).
     pub centered: f32,
+    /// Whether `centered` is centered: a centering was given and applies to the candidate.
+    pub is_centered: bool,
     /// Positive signals in force.
     pub active_positives: usize,
     /// Positive matches, best effective (centered) first.
@@ -407,6 +420,7 @@ pub fn relevance<'p>(
         profile,
         value,
         centered,
+        is_centered: centered_candidate.is_some(),
         active_positives: positives.len(),
         positives,
         negatives,

@@ -46,7 +46,7 @@ fn baseline(typical: f32) -> Baseline {
 
 /// A tenant whose prospects' evidence averages to `mean`.
 fn tenant_mean(mean: Vec<f32>) -> Centering {
-    Centering::from_sum(mean, 1).expect("one vector")
+    Centering::from_sum(mean, 1, 10).expect("one vector")
 }
 
 fn codes(a: &Assessment) -> Vec<ReasonCode> {
@@ -59,11 +59,12 @@ fn a_close_specific_match_is_sent_with_its_evidence() {
         signal("s1", Polarity::Positive, 1, with_cos(0.75)),
         signal("s2", Polarity::Positive, 1, with_cos(0.1)),
     ]);
+    let common = tenant_mean(vec![0.0, 0.0, 0.3]);
     let a = assess(
         &x(),
         &p,
         baseline(0.2),
-        None,
+        Some(&common),
         NOW,
         &ScoringConfig::default(),
     );
@@ -229,6 +230,25 @@ fn on_the_refused_topic_only_a_later_interest_keeps_the_piece() {
     ]);
     let b = assess(&x(), &newer_interest, baseline(0.1), None, NOW, &config);
     assert_ne!(b.decision, Decision::Reject, "{b:?}");
+}
+
+#[test]
+fn without_a_common_direction_there_is_no_baseline_and_raw_relevance_decides() {
+    // Enough other prospects, but none of them with evidence to make a mean of.
+    let config = ScoringConfig::default();
+    let close = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.8))]);
+    let a = assess(&x(), &close, baseline(0.1), None, NOW, &config);
+    assert_eq!(a.decision, Decision::Review, "{a:?}");
+    assert!(codes(&a).contains(&ReasonCode::NoBaseline), "{a:?}");
+    // Raw relevance of 0.3 is the same industry at most: rejected, and never called GENERIC.
+    let far = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.3))]);
+    let b = assess(&x(), &far, baseline(0.1), None, NOW, &config);
+    assert_eq!(b.decision, Decision::Reject, "{b:?}");
+    assert!(!codes(&b).contains(&ReasonCode::Generic), "{b:?}");
+    // A mean made of fewer prospects than a baseline needs is no baseline either.
+    let thin = Centering::from_sum(vec![0.0, 0.5, 0.0], 1, 1).unwrap();
+    let c = assess(&x(), &close, baseline(0.1), Some(&thin), NOW, &config);
+    assert!(codes(&c).contains(&ReasonCode::NoBaseline), "{c:?}");
 }
 
 #[test]

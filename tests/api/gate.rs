@@ -542,6 +542,58 @@ async fn draft_checks_catch_mail_merge_mistakes_and_generic_self_talk() {
 }
 
 #[tokio::test]
+async fn a_draft_must_be_clearly_about_its_prospect_but_a_first_touch_goes_to_review() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let dry = |prospect: &str, title: &str, body: &str, id: &str| {
+        let mut r = check_request(prospect, by_draft(title, body), id, None);
+        r.dry_run = true;
+        r
+    };
+    // An impersonal mass mail that happens to be on the prospect's topic: its score after the
+    // NO_PERSONAL_REFERENCE factor is under the draft line.
+    let blast = check(
+        &app,
+        dry(
+            "dara",
+            "Spring offers",
+            "Retailers everywhere are modernising. Book a demo of our commerce platform today.",
+            "b1",
+        ),
+    )
+    .await;
+    assert!(is(&blast, pb::Decision::Reject), "{blast:?}");
+    assert!(
+        gate_codes(&blast).contains(&ReasonCode::LowRelevance)
+            || gate_codes(&blast).contains(&ReasonCode::Generic),
+        "{blast:?}"
+    );
+    // A prospect of whom nothing is known yet: scoring claims nothing, the draft line does not
+    // turn that into a rejection.
+    upsert(
+        &app,
+        "t",
+        prospect("new", "Noor Haddad", "Cedar Clinics", "COO"),
+    )
+    .await;
+    let first_touch = check(
+        &app,
+        dry(
+            "new",
+            "Noor, a question about Cedar Clinics",
+            "Hi Noor, how do Cedar Clinics' front desks handle rescheduling today?",
+            "f1",
+        ),
+    )
+    .await;
+    assert!(is(&first_touch, pb::Decision::Review), "{first_touch:?}");
+    assert!(
+        gate_codes(&first_touch).contains(&ReasonCode::InsufficientProfile),
+        "{first_touch:?}"
+    );
+}
+
+#[tokio::test]
 async fn policies_are_per_tenant_merged_with_defaults_and_validated() {
     let app = spawn_app().await;
     let default = gate(&app)
