@@ -49,6 +49,18 @@ fn tenant_mean(mean: Vec<f32>) -> Centering {
     Centering::from_sum(mean, 1, 10).expect("one vector")
 }
 
+/// `assess` of the x axis with no tenant centering and the default config.
+fn uncentered(p: &Profile, typical: f32) -> Assessment {
+    assess(
+        &x(),
+        p,
+        baseline(typical),
+        None,
+        NOW,
+        &ScoringConfig::default(),
+    )
+}
+
 fn codes(a: &Assessment) -> Vec<ReasonCode> {
     a.reasons.iter().map(|r| r.code).collect()
 }
@@ -134,14 +146,7 @@ fn centered_similarity_is_the_cosine_of_the_centered_vectors() {
 #[test]
 fn without_positive_evidence_the_answer_is_review_with_no_claimed_relevance() {
     let p = profile(vec![]);
-    let a = assess(
-        &x(),
-        &p,
-        baseline(0.2),
-        None,
-        NOW,
-        &ScoringConfig::default(),
-    );
+    let a = uncentered(&p, 0.2);
     assert_eq!(a.decision, Decision::Review);
     assert_eq!(a.score, 0.0);
     assert_eq!(codes(&a), vec![ReasonCode::InsufficientProfile]);
@@ -156,14 +161,7 @@ fn a_later_stop_outranks_an_earlier_interest_on_the_same_topic() {
         signal("other", Polarity::Positive, 5, vec![0.0, 0.0, 1.0]),
     ]);
     assert!(p.is_superseded(0));
-    let a = assess(
-        &x(),
-        &p,
-        baseline(0.1),
-        None,
-        NOW,
-        &ScoringConfig::default(),
-    );
+    let a = uncentered(&p, 0.1);
     assert_eq!(a.decision, Decision::Reject, "{a:?}");
     assert_eq!(codes(&a)[0], ReasonCode::NegativeTopic);
     assert_eq!(a.evidence[0].signal_id, "stop");
@@ -176,14 +174,7 @@ fn a_later_interest_outranks_an_earlier_stop() {
         signal("new-interest", Polarity::Positive, 10, with_cos(0.75)),
     ]);
     assert!(p.is_superseded(0));
-    let a = assess(
-        &x(),
-        &p,
-        baseline(0.1),
-        None,
-        NOW,
-        &ScoringConfig::default(),
-    );
+    let a = uncentered(&p, 0.1);
     assert_ne!(a.decision, Decision::Reject, "{a:?}");
 }
 
