@@ -41,6 +41,22 @@ use crate::store::StoreError;
 
 use super::cache::HISTORY_LIMIT;
 
+/// The id of a signal made from a reaction to `send_id`: `engagement:<send id>:<kind>:<what>`,
+/// with the send id replaced by a name-based UUID of it when the whole would pass the id
+/// limit, so that a long send id never drops the signal. Either way the same reaction maps to
+/// the same id, so recording it again replaces the signal.
+fn derived_signal_id(
+    send_id: &SendId,
+    kind: EngagementKind,
+    what: &str,
+) -> Result<SignalId, crate::domain::Invalid> {
+    let plain = format!("engagement:{send_id}:{}:{what}", kind.as_str());
+    SignalId::parse(plain).or_else(|_| {
+        let hashed = Uuid::new_v5(&Uuid::NAMESPACE_OID, send_id.as_str().as_bytes());
+        SignalId::parse(format!("engagement:{hashed}:{}:{what}", kind.as_str()))
+    })
+}
+
 /// One Check call.
 #[derive(Debug, Clone)]
 pub struct CheckInput {
@@ -410,13 +426,7 @@ impl Engine {
                 | EngagementKind::Complained
         );
         let mut signals = Vec::new();
-        let id = |suffix: &str| {
-            SignalId::parse(format!(
-                "engagement:{}:{}:{suffix}",
-                engagement.send_id,
-                kind.as_str()
-            ))
-        };
+        let id = |suffix: &str| derived_signal_id(&engagement.send_id, kind, suffix);
         if let Some(text) = text
             && let Ok(id) = id("reply")
         {
@@ -439,7 +449,9 @@ impl Engine {
             EngagementKind::RepliedNegative => Some((Polarity::Negative, SignalSource::EmailReply)),
             EngagementKind::RepliedPositive => Some((Polarity::Positive, SignalSource::EmailReply)),
             EngagementKind::Clicked => Some((Polarity::Positive, SignalSource::Other)),
-            _ => None,
+            EngagementKind::Opened | EngagementKind::Unsubscribed | EngagementKind::Complained => {
+                None
+            }
         };
         if let Some((polarity, source)) = from_piece {
             let sent = self

@@ -606,6 +606,24 @@ pub fn optional_millis(
     }
 }
 
+/// An optional event time (an engagement's `at`, a check's `planned_at`): at most
+/// `MAX_FUTURE_SKEW_MS` (a day of clock skew) ahead of now, as for signals. Further ahead, an
+/// event could sort before, or hide, what really happened last (an opt-out).
+pub fn optional_event_millis(
+    v: &mut Violations,
+    field: &str,
+    raw: Option<prost_types::Timestamp>,
+) -> Option<Option<Millis>> {
+    let at = optional_millis(v, field, raw)?;
+    match at {
+        Some(ms) if ms > crate::engine::now_millis() + MAX_FUTURE_SKEW_MS => {
+            v.add(field, "lies more than a day in the future");
+            None
+        }
+        other => Some(other),
+    }
+}
+
 /// An engagement kind; unspecified is refused.
 pub fn engagement_kind(v: &mut Violations, raw: i32) -> Option<crate::domain::EngagementKind> {
     use crate::domain::EngagementKind as K;
@@ -734,6 +752,21 @@ pub fn policy(
         draft_min_score: base.draft_min_score,
         fail_decision,
     };
+    // Each duration named on its own; validate() then says the same for the policy file.
+    for (name, seconds) in p.durations() {
+        if seconds > crate::scoring::gate::MAX_DURATION_SECONDS {
+            v.add(
+                format!("policy.{name}"),
+                format!(
+                    "must be at most {} seconds (ten years)",
+                    crate::scoring::gate::MAX_DURATION_SECONDS
+                ),
+            );
+        }
+    }
+    if !v.is_empty() {
+        return None;
+    }
     match p.validate() {
         Ok(()) if v.is_empty() => Some(p),
         Ok(()) => None,

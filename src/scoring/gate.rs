@@ -16,6 +16,17 @@ use super::{Assessment, Compact, Decision, Reason, ReasonCode};
 
 const SECOND: Millis = 1000;
 
+/// The longest duration a policy may set: ten years, in seconds. Longer is refused, so that no
+/// window, gap or cooldown can overflow the clock arithmetic (docs/gate.md).
+pub const MAX_DURATION_SECONDS: u64 = 10 * 366 * 24 * 3600;
+
+/// A policy duration in milliseconds, saturating (validated policies stay far below).
+fn duration_millis(seconds: u64) -> Millis {
+    Millis::try_from(seconds)
+        .unwrap_or(Millis::MAX)
+        .saturating_mul(SECOND)
+}
+
 /// A tenant's gate policy. Durations in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -92,13 +103,30 @@ impl GatePolicy {
         if self.draft_check_action == Decision::Send {
             return Err("draft_check_action must be REVIEW or REJECT".into());
         }
+        for (name, seconds) in self.durations() {
+            if seconds > MAX_DURATION_SECONDS {
+                return Err(format!(
+                    "{name} must be at most {MAX_DURATION_SECONDS} seconds (ten years)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Every duration of the policy, by field name.
+    pub fn durations(&self) -> [(&'static str, u64); 5] {
+        [
+            ("window_seconds", self.window_seconds),
+            ("min_gap_seconds", self.min_gap_seconds),
+            ("repeat_window_seconds", self.repeat_window_seconds),
+            ("cooldown_seconds", self.cooldown_seconds),
+            ("opt_out_seconds", self.opt_out_seconds),
+        ]
     }
 
     /// The history the gate needs, back from `now`.
     pub fn lookback_millis(&self) -> Millis {
-        let secs = self.window_seconds.max(self.repeat_window_seconds);
-        (secs as Millis).saturating_mul(SECOND)
+        duration_millis(self.window_seconds.max(self.repeat_window_seconds))
     }
 }
 
@@ -160,11 +188,14 @@ pub fn history_rules(
         repeat_of: None,
         score_factor: 1.0,
     };
-    let secs = |s: u64| (s as Millis).saturating_mul(SECOND);
+    let secs = duration_millis;
+    // What happened up to the planned send; a later event cannot undo an earlier opt-out.
+    let before = |e: &&PastEngagement| e.at <= planned_at;
 
     // Opt-outs and complaints first: they override everything.
     if let Some(e) = engagements
         .iter()
+        .filter(before)
         .filter(|e| {
             matches!(
                 e.kind,
@@ -172,14 +203,15 @@ pub fn history_rules(
             )
         })
         .max_by_key(|e| e.at)
-        && e.at <= planned_at
-        && (policy.opt_out_seconds == 0 || planned_at - e.at < secs(policy.opt_out_seconds))
+        && (policy.opt_out_seconds == 0
+            || planned_at.saturating_sub(e.at) < secs(policy.opt_out_seconds))
     {
         let what = match e.kind {
             EngagementKind::Complained => "complained",
             _ => "unsubscribed",
         };
-        let until = (policy.opt_out_seconds > 0).then(|| e.at + secs(policy.opt_out_seconds));
+        let until =
+            (policy.opt_out_seconds > 0).then(|| e.at.saturating_add(secs(policy.opt_out_seconds)));
         f.next_allowed_at = until;
         f.cap(
             Decision::Reject,
@@ -187,7 +219,7 @@ pub fn history_rules(
             match until {
                 Some(_) => format!(
                     "The prospect {what} {} ago; the policy allows sends again after {}.",
-                    days(planned_at - e.at),
+                    days(planned_at.saturating_sub(e.at)),
                     days(secs(policy.opt_out_seconds))
                 ),
                 None => format!("The prospect {what}: no more sends until the policy changes."),
@@ -197,19 +229,19 @@ pub fn history_rules(
 
     if let Some(e) = engagements
         .iter()
+        .filter(before)
         .filter(|e| e.kind == EngagementKind::RepliedNegative)
         .max_by_key(|e| e.at)
-        && e.at <= planned_at
-        && planned_at - e.at < secs(policy.cooldown_seconds)
+        && planned_at.saturating_sub(e.at) < secs(policy.cooldown_seconds)
     {
-        let until = e.at + secs(policy.cooldown_seconds);
+        let until = e.at.saturating_add(secs(policy.cooldown_seconds));
         f.next_allowed_at = Some(f.next_allowed_at.map_or(until, |t| t.max(until)));
         f.cap(
             Decision::Reject,
             ReasonCode::Cooldown,
             format!(
                 "The prospect replied negatively {} ago; cooling down for {}.",
-                days(planned_at - e.at),
+                days(planned_at.saturating_sub(e.at)),
                 days(secs(policy.cooldown_seconds))
             ),
         );
@@ -220,12 +252,12 @@ pub fn history_rules(
     let mut recent: Vec<Millis> = sends
         .iter()
         .map(|s| s.sent_at)
-        .filter(|&t| t <= planned_at && planned_at - t < window)
+        .filter(|&t| t <= planned_at && planned_at.saturating_sub(t) < window)
         .collect();
     recent.sort_unstable();
     if recent.len() >= policy.max_sends as usize {
         // The window frees up when the oldest send that keeps it full leaves it.
-        let until = recent[recent.len() - policy.max_sends as usize] + window;
+        let until = recent[recent.len() - policy.max_sends as usize].saturating_add(window);
         f.next_allowed_at = Some(f.next_allowed_at.map_or(until, |t| t.max(until)));
         f.cap(
             Decision::Reject,
@@ -245,15 +277,15 @@ pub fn history_rules(
         .max()
     {
         let gap = secs(policy.min_gap_seconds);
-        if planned_at - last < gap {
-            let until = last + gap;
+        if planned_at.saturating_sub(last) < gap {
+            let until = last.saturating_add(gap);
             f.next_allowed_at = Some(f.next_allowed_at.map_or(until, |t| t.max(until)));
             f.cap(
                 Decision::Reject,
                 ReasonCode::FrequencyCap,
                 format!(
                     "The last send was {} ago; the policy wants {} between sends.",
-                    days(planned_at - last),
+                    days(planned_at.saturating_sub(last)),
                     days(gap)
                 ),
             );
@@ -264,7 +296,7 @@ pub fn history_rules(
     let repeat_window = secs(policy.repeat_window_seconds);
     if let Some((s, sim)) = sends
         .iter()
-        .filter(|s| s.sent_at <= planned_at && planned_at - s.sent_at < repeat_window)
+        .filter(|s| s.sent_at <= planned_at && planned_at.saturating_sub(s.sent_at) < repeat_window)
         .map(|s| (s, s.vector.dot(candidate)))
         .filter(|(_, sim)| *sim >= policy.repeat_similarity)
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -276,7 +308,7 @@ pub fn history_rules(
             format!(
                 "Repeats send {} of {} ago (similarity {:.2}).",
                 s.send_id,
-                days(planned_at - s.sent_at),
+                days(planned_at.saturating_sub(s.sent_at)),
                 sim
             ),
         );
@@ -456,6 +488,61 @@ pub fn apply_draft_line(findings: &mut GateFindings, scored: &Assessment, policy
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn huge() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(u64::MAX),
+            Just(u64::MAX - 1),
+            Just(i64::MAX as u64),
+            Just(i64::MAX as u64 + 1),
+            Just(MAX_DURATION_SECONDS),
+            Just(MAX_DURATION_SECONDS + 1),
+            Just(0),
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn policy_durations_are_bounded_and_the_rules_never_overflow(
+            field in 0usize..5,
+            value in huge(),
+            planned in prop_oneof![Just(Millis::MAX), Just(Millis::MIN), Just(0), any::<Millis>()],
+            event in prop_oneof![Just(Millis::MAX), Just(Millis::MIN), Just(0), any::<Millis>()],
+        ) {
+            let mut policy = GatePolicy::default();
+            match field {
+                0 => policy.window_seconds = value,
+                1 => policy.min_gap_seconds = value,
+                2 => policy.repeat_window_seconds = value,
+                3 => policy.cooldown_seconds = value,
+                _ => policy.opt_out_seconds = value,
+            }
+            let name = policy.durations()[field].0;
+            match policy.validate() {
+                Ok(()) => prop_assert!(value <= MAX_DURATION_SECONDS),
+                Err(e) => {
+                    prop_assert!(value > MAX_DURATION_SECONDS);
+                    prop_assert!(e.contains(name), "{e}");
+                }
+            }
+            // Even an unvalidated policy and extreme times never panic (debug builds trap
+            // overflow).
+            let kept = Compact::new(&[1.0, 0.0]);
+            let sends = [PastSend { send_id: "s", sent_at: event, vector: &kept }];
+            let engagements = [
+                PastEngagement { kind: EngagementKind::Unsubscribed, at: event },
+                PastEngagement { kind: EngagementKind::RepliedNegative, at: event },
+            ];
+            let f = history_rules(&[1.0, 0.0], planned, &sends, &engagements, &policy);
+            // An opt-out at or before the planned send, kept forever, always holds.
+            if event <= planned && policy.opt_out_seconds == 0 {
+                prop_assert_eq!(f.decision, Decision::Reject);
+            }
+            let _ = policy.lookback_millis();
+        }
+    }
 
     const DAY: Millis = 86_400_000;
     const NOW: Millis = 100 * DAY;

@@ -952,3 +952,202 @@ async fn erasing_a_prospect_forgets_its_remembered_decisions() {
         "{fresh:?}"
     );
 }
+
+async fn engage_at(
+    app: &TestApp,
+    prospect: &str,
+    send_id: &str,
+    kind: pb::EngagementKind,
+    at_secs: i64,
+) -> Result<Vec<String>, tonic::Status> {
+    gate(app)
+        .record_engagement(pb::EngagementRequest {
+            tenant: "t".into(),
+            prospect_id: prospect.into(),
+            send_id: send_id.into(),
+            kind: kind as i32,
+            at: at(at_secs),
+            text: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().signal_ids)
+}
+
+#[tokio::test]
+async fn a_later_or_future_dated_event_never_lifts_an_opt_out() {
+    // Issue 11, case 1: the rule looked only at the newest opt-out event, and skipped it when
+    // it lay after the planned send.
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let now = now_secs();
+    engage_at(
+        &app,
+        "eli",
+        "o1",
+        pb::EngagementKind::Unsubscribed,
+        now - 3600,
+    )
+    .await
+    .expect("an unsubscribe an hour ago");
+    // Within the allowed skew (a day) but after the planned send.
+    engage_at(
+        &app,
+        "eli",
+        "o2",
+        pb::EngagementKind::Complained,
+        now + 12 * 3600,
+    )
+    .await
+    .expect("a complaint dated twelve hours ahead");
+    // Ten years ahead: refused, naming the field.
+    let far = engage_at(
+        &app,
+        "eli",
+        "o3",
+        pb::EngagementKind::Complained,
+        now + 3650 * DAY,
+    )
+    .await
+    .expect_err("an event ten years ahead is refused");
+    assert_eq!(far.code(), tonic::Code::InvalidArgument);
+    assert!(far.message().contains("at"), "{far:?}");
+    let d = check(
+        &app,
+        check_request(
+            "eli",
+            by_draft(
+                "Eli, CNC downtime",
+                "Hi Eli, vibration sensors at Forge Manufacturing.",
+            ),
+            "o4",
+            None,
+        ),
+    )
+    .await;
+    assert!(is(&d, pb::Decision::Reject), "{d:?}");
+    assert_eq!(gate_codes(&d)[0], ReasonCode::OptedOut, "{d:?}");
+    // A check planned ten years ahead is refused too.
+    let planned = gate(&app)
+        .check(check_request(
+            "eli",
+            by_content("slotting-guide"),
+            "o5",
+            Some(now + 3650 * DAY),
+        ))
+        .await
+        .expect_err("planned ten years ahead");
+    assert_eq!(planned.code(), tonic::Code::InvalidArgument);
+    assert!(planned.message().contains("planned_at"), "{planned:?}");
+}
+
+#[tokio::test]
+async fn policy_durations_are_bounded_and_named_when_too_long() {
+    // Issue 11, case 2: u64::MAX turned the opt-out off, smaller huge values overflowed.
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let max = 10 * 366 * 24 * 3600u64;
+    for field in [
+        "window_seconds",
+        "min_gap_seconds",
+        "repeat_window_seconds",
+        "cooldown_seconds",
+        "opt_out_seconds",
+    ] {
+        for value in [u64::MAX, u64::MAX - 1, i64::MAX as u64 + 1, max + 1] {
+            let mut policy = pb::Policy::default();
+            match field {
+                "window_seconds" => policy.window_seconds = value,
+                "min_gap_seconds" => policy.min_gap_seconds = value,
+                "repeat_window_seconds" => policy.repeat_window_seconds = value,
+                "cooldown_seconds" => policy.cooldown_seconds = value,
+                _ => policy.opt_out_seconds = value,
+            }
+            let err = gate(&app)
+                .set_policy(pb::SetPolicyRequest {
+                    tenant: "t".into(),
+                    policy: Some(policy),
+                })
+                .await
+                .expect_err("too long a duration");
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{field}={value}");
+            assert!(
+                err.message().contains(&format!("policy.{field}")),
+                "{field}={value}: {err:?}"
+            );
+        }
+    }
+    // The longest allowed opt-out still opts out (it was cast to a negative number before).
+    set_policy(
+        &app,
+        pb::Policy {
+            opt_out_seconds: max,
+            cooldown_seconds: max,
+            window_seconds: max,
+            repeat_window_seconds: max,
+            ..Default::default()
+        },
+    )
+    .await;
+    engage(&app, "eli", "m1", pb::EngagementKind::Unsubscribed, "").await;
+    let d = check(
+        &app,
+        check_request("eli", by_content("slotting-guide"), "m2", None),
+    )
+    .await;
+    assert_eq!(gate_codes(&d)[0], ReasonCode::OptedOut, "{d:?}");
+    // Nothing stored changed with the refused policies.
+    let stored = gate(&app)
+        .get_policy(pb::GetPolicyRequest { tenant: "t".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.opt_out_seconds, max);
+}
+
+#[tokio::test]
+async fn a_negative_reply_to_a_long_send_id_still_refuses_the_piece() {
+    // Issue 11, case 8: the derived signal id passed the 128-byte limit and was dropped.
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let long = format!("campaign-2026-spring/{}", "x".repeat(100));
+    assert!(long.len() <= 128 && long.len() > 100);
+    let sent = check(
+        &app,
+        check_request(
+            "dara",
+            by_content("checkout"),
+            &long,
+            Some(now_secs() - 3 * DAY),
+        ),
+    )
+    .await;
+    assert!(is(&sent, pb::Decision::Send), "{sent:?}");
+    let ids = engage(
+        &app,
+        "dara",
+        &long,
+        pb::EngagementKind::RepliedNegative,
+        "Not relevant, we rebuilt checkout last month.",
+    )
+    .await;
+    assert_eq!(
+        ids.len(),
+        2,
+        "the reply and the piece become signals: {ids:?}"
+    );
+    assert!(ids.iter().all(|id| id.len() <= 128), "{ids:?}");
+    let r = score(&app, "t", "dara", by_content("checkout"))
+        .await
+        .unwrap();
+    assert!(codes(&r).contains(&ReasonCode::NegativeTopic), "{r:?}");
+    // The same reaction again replaces its signals rather than adding more.
+    let again = engage(
+        &app,
+        "dara",
+        &long,
+        pb::EngagementKind::RepliedNegative,
+        "Not relevant, we rebuilt checkout last month.",
+    )
+    .await;
+    assert_eq!(again, ids);
+}
