@@ -21,7 +21,7 @@ impl GateService for GateApi {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::GateDecision>, Status> {
         let _permit = self.0.engine.admit()?;
-        let deadline = convert::caller_deadline(request.metadata());
+        let deadline = super::deadline::caller_deadline(request.metadata());
         let pb::CheckRequest {
             tenant,
             prospect_id,

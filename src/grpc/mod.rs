@@ -7,6 +7,7 @@
 pub mod conn;
 mod content;
 pub mod convert;
+mod deadline;
 pub mod error;
 mod gate;
 mod prospect;
