@@ -19,6 +19,9 @@
 //! less a margin, capped by `--gate-timeout-ms`). When the store is unreachable or the deadline
 //! passes, the answer is the policy's fail decision with STORE_UNAVAILABLE: the gate never
 //! hangs the send path.
+//!
+//! `reactions` records engagements and lists the history; `codec` is the one encoding of a
+//! decision for the store and for the decision memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,21 +44,10 @@ use crate::store::StoreError;
 
 use super::cache::HISTORY_LIMIT;
 
-/// The id of a signal made from a reaction to `send_id`: `engagement:<send id>:<kind>:<what>`,
-/// with the send id replaced by a name-based UUID of it when the whole would pass the id
-/// limit, so that a long send id never drops the signal. Either way the same reaction maps to
-/// the same id, so recording it again replaces the signal.
-fn derived_signal_id(
-    send_id: &SendId,
-    kind: EngagementKind,
-    what: &str,
-) -> Result<SignalId, crate::domain::Invalid> {
-    let plain = format!("engagement:{send_id}:{}:{what}", kind.as_str());
-    SignalId::parse(plain).or_else(|_| {
-        let hashed = Uuid::new_v5(&Uuid::NAMESPACE_OID, send_id.as_str().as_bytes());
-        SignalId::parse(format!("engagement:{hashed}:{}:{what}", kind.as_str()))
-    })
-}
+mod codec;
+mod reactions;
+
+use codec::{encode, keep, recall, replay};
 
 /// One Check call.
 #[derive(Debug, Clone)]
@@ -388,153 +380,6 @@ impl Engine {
             None => Ok(outcome),
         }
     }
-
-    /// Records a reaction; reply text and the reacted-to piece become signals. Returns the ids
-    /// of the signals made.
-    pub async fn record_engagement(
-        &self,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-        engagement: EngagementRecord,
-        text: Option<Text>,
-    ) -> Result<Vec<SignalId>, EngineError> {
-        // Under the gate's lock, and to the end even when the caller goes: a check must not
-        // cache a history without this reaction.
-        let serial = self
-            .caches
-            .prospect_lock(tenant, prospect)
-            .lock_owned()
-            .await;
-        let (store, caches) = (self.store.clone(), self.caches.clone());
-        let (tenant_owned, prospect_owned, written) =
-            (tenant.clone(), prospect.clone(), engagement.clone());
-        let recorded = detached(async move {
-            let _serial = serial;
-            let recorded = store
-                .record_engagement(&tenant_owned, &prospect_owned, &written)
-                .await;
-            caches.history_changed(&tenant_owned, &prospect_owned).await;
-            recorded
-        })
-        .await?;
-        recorded.map_err(|e| missing_prospect(e, prospect))?;
-        let kind = engagement.kind;
-        let negative = matches!(
-            kind,
-            EngagementKind::RepliedNegative
-                | EngagementKind::Unsubscribed
-                | EngagementKind::Complained
-        );
-        let mut signals = Vec::new();
-        let id = |suffix: &str| derived_signal_id(&engagement.send_id, kind, suffix);
-        if let Some(text) = text
-            && let Ok(id) = id("reply")
-        {
-            signals.push(NewSignal {
-                id,
-                source: SignalSource::EmailReply,
-                polarity: if negative {
-                    Polarity::Negative
-                } else {
-                    Polarity::Positive
-                },
-                observed_at: Some(engagement.at),
-                weight: Weight::default(),
-                text,
-            });
-        }
-        // The piece itself: refused after a negative reply, reinforced after a click or a
-        // positive reply. Opens say too little; opt-outs are handled by the gate.
-        let from_piece = match kind {
-            EngagementKind::RepliedNegative => Some((Polarity::Negative, SignalSource::EmailReply)),
-            EngagementKind::RepliedPositive => Some((Polarity::Positive, SignalSource::EmailReply)),
-            EngagementKind::Clicked => Some((Polarity::Positive, SignalSource::Other)),
-            EngagementKind::Opened | EngagementKind::Unsubscribed | EngagementKind::Complained => {
-                None
-            }
-        };
-        if let Some((polarity, source)) = from_piece {
-            let sent = self
-                .store
-                .sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT)
-                .await?
-                .into_iter()
-                .find(|s| s.send_id == engagement.send_id);
-            if let Some(sent) = sent
-                && let Ok(text) = Text::parse(sent.text, usize::MAX)
-                && let Ok(id) = id("piece")
-            {
-                signals.push(NewSignal {
-                    id,
-                    source,
-                    polarity,
-                    observed_at: Some(engagement.at),
-                    weight: Weight::default(),
-                    text,
-                });
-            }
-        }
-        if signals.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = signals.iter().map(|s| s.id.clone()).collect();
-        self.add_signals(tenant, prospect, signals).await?;
-        Ok(ids)
-    }
-
-    /// The prospect's sends and engagements, newest first.
-    pub async fn history(
-        &self,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-    ) -> Result<Vec<HistoryEvent>, EngineError> {
-        self.get_prospect(tenant, prospect).await?;
-        // The answer carries no texts: the gate's own read, one transaction, serves.
-        let (sends, engagements) = self
-            .store
-            .gate_history(tenant, prospect, HISTORY_LIMIT)
-            .await?;
-        let mut events: Vec<(Millis, HistoryEvent)> = sends
-            .into_iter()
-            .map(|s| (s.sent_at, HistoryEvent::Send(s)))
-            .chain(
-                engagements
-                    .into_iter()
-                    .map(|e| (e.at, HistoryEvent::Engagement(e))),
-            )
-            .collect();
-        events.sort_by_key(|e| std::cmp::Reverse(e.0));
-        Ok(events.into_iter().map(|(_, e)| e).collect())
-    }
-}
-
-/// A decision as the store keeps it.
-fn encode(outcome: &GateOutcome) -> Result<String, EngineError> {
-    serde_json::to_string(outcome)
-        .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))
-}
-
-/// A stored decision, as the answer to a retry.
-fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
-    let mut outcome: GateOutcome = serde_json::from_str(stored)
-        .map_err(|e| EngineError::Store(StoreError::Backend(format!("stored decision: {e}"))))?;
-    outcome.replayed = true;
-    Ok(outcome)
-}
-
-/// A decision as the decision memory keeps it.
-fn keep(outcome: &GateOutcome) -> Result<Box<[u8]>, EngineError> {
-    postcard::to_allocvec(outcome)
-        .map(Vec::into_boxed_slice)
-        .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))
-}
-
-/// A remembered decision, as the answer to a retry.
-fn recall(kept: &[u8]) -> Result<GateOutcome, EngineError> {
-    let mut outcome: GateOutcome = postcard::from_bytes(kept)
-        .map_err(|e| EngineError::Unavailable(format!("remembered decision: {e}")))?;
-    outcome.replayed = true;
-    Ok(outcome)
 }
 
 fn fail_outcome(decision: Decision) -> GateOutcome {
@@ -551,75 +396,5 @@ fn fail_outcome(decision: Decision) -> GateOutcome {
         next_allowed_at: None,
         repeat_of: None,
         replayed: false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scoring::{Assessment, Evidence};
-
-    fn a_refusal() -> GateOutcome {
-        let reason = |code, message: &str| Reason {
-            code,
-            message: message.into(),
-        };
-        let evidence = |id: &str, similarity| Evidence {
-            signal_id: id.into(),
-            source: SignalSource::ForumPost,
-            polarity: Polarity::Positive,
-            similarity,
-        };
-        GateOutcome {
-            result: Some(Scored {
-                candidate_id: "access-reviews".into(),
-                assessment: Assessment {
-                    score: 0.731_234_5,
-                    decision: Decision::Send,
-                    reasons: vec![reason(
-                        ReasonCode::MatchedInterest,
-                        "Matches their interest: \"we are drowning in access reviews\"",
-                    )],
-                    evidence: vec![evidence("s-17", 0.62), evidence("s-3", -0.1)],
-                    relevance: 0.58,
-                    centered_relevance: 0.31,
-                    specificity: 0.21,
-                },
-            }),
-            decision: Decision::Reject,
-            reasons: vec![reason(
-                ReasonCode::FrequencyCap,
-                "3 sends in the last 7 days; the policy allows 2",
-            )],
-            decision_id: decision_id(
-                &Tenant::parse("t").unwrap(),
-                &SendId::parse("send-1").unwrap(),
-            ),
-            next_allowed_at: Some(1_790_000_000_000),
-            repeat_of: Some("send-0".into()),
-            replayed: false,
-        }
-    }
-
-    #[test]
-    fn a_remembered_decision_comes_back_whole_and_marked_replayed() {
-        let first = a_refusal();
-        let kept = keep(&first).unwrap();
-        let again = recall(&kept).unwrap();
-        assert!(again.replayed && !first.replayed);
-        // Everything but `replayed`, compared through the store's encoding.
-        assert_eq!(encode(&again).unwrap(), encode(&first).unwrap());
-        // Compact: well under the JSON the store keeps.
-        assert!(
-            kept.len() * 2 < encode(&first).unwrap().len(),
-            "{}",
-            kept.len()
-        );
-    }
-
-    #[test]
-    fn a_damaged_memory_is_an_error_not_a_decision() {
-        let kept = keep(&a_refusal()).unwrap();
-        assert!(recall(&kept[..kept.len() / 2]).is_err());
     }
 }
