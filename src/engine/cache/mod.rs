@@ -18,6 +18,9 @@
 //! Histories are exact in this process: they are loaded, and changed by the gate's writes, only
 //! under the prospect's lock (`prospect_lock`), and a send the gate records is added to the
 //! cached history in place (`history_sent`) rather than read back.
+//!
+//! `history` holds the gate's histories, `baseline` the tenant samples and the pieces'
+//! baselines; this file the caches themselves, profiles, content and policies.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -38,67 +41,12 @@ use crate::scoring::gate::GatePolicy;
 use crate::scoring::{Centering, Compact, Profile, ProfileSignal, ScoringConfig, relevance_value};
 use crate::store::{StoreError, VectorStore};
 
-/// What the gate needs of a prospect's history: sends and engagements, newest first, as the
-/// store orders them. Shared parts, so that adding a send copies pointers.
-pub(super) struct GateHistory {
-    pub sends: Vec<Arc<KeptSend>>,
-    pub engagements: Arc<Vec<EngagementRecord>>,
-}
+mod baseline;
+mod history;
 
-/// What the gate needs of a send: when, and its embedding at 8 bits per dimension (the
-/// repeat rule's similarity, within about 1e-3), a quarter of a send's f32 vector, so that
-/// the history cache holds four times the sends.
-pub(super) struct KeptSend {
-    pub send_id: SendId,
-    pub sent_at: Millis,
-    pub vector: Compact,
-}
-
-impl From<&SendRecord> for KeptSend {
-    fn from(send: &SendRecord) -> Self {
-        Self {
-            send_id: send.send_id.clone(),
-            sent_at: send.sent_at,
-            vector: Compact::new(&send.vector),
-        }
-    }
-}
-
-impl GateHistory {
-    fn approx_bytes(&self) -> usize {
-        self.sends
-            .iter()
-            .map(|s| s.vector.dimensions() + s.send_id.as_str().len() + 96)
-            .sum::<usize>()
-            + self.engagements.len() * 64
-            + 64
-    }
-
-    /// This history with `send` in its place (the store's order: newest first, then by send
-    /// id), keeping at most `HISTORY_LIMIT` sends as a read from the store would.
-    fn with_send(&self, send: Arc<KeptSend>) -> Self {
-        let at = self
-            .sends
-            .iter()
-            .position(|s| {
-                (s.sent_at, std::cmp::Reverse(&s.send_id))
-                    < (send.sent_at, std::cmp::Reverse(&send.send_id))
-            })
-            .unwrap_or(self.sends.len());
-        let mut sends = Vec::with_capacity((self.sends.len() + 1).min(HISTORY_LIMIT));
-        sends.extend(self.sends[..at].iter().cloned());
-        sends.push(send);
-        sends.extend(self.sends[at..].iter().cloned());
-        sends.truncate(HISTORY_LIMIT);
-        Self {
-            sends,
-            engagements: self.engagements.clone(),
-        }
-    }
-}
-
-/// How many sends or engagements of one prospect the gate reads at most.
-pub(super) const HISTORY_LIMIT: usize = 1000;
+pub use baseline::BaselineValues;
+use baseline::{PieceBaseline, Sample};
+pub(crate) use history::{GateHistory, HISTORY_LIMIT};
 
 /// Locks the gate's per-prospect work is serialised by. Prospects share a lock when their
 /// keys collide, which only makes one wait for the other; 4096 keep that rare at the
@@ -110,49 +58,6 @@ pub(super) struct CachedContent {
     pub vector: Arc<Vec<f32>>,
     /// Title and body as embedded: what a send of this piece records.
     pub text: String,
-}
-
-/// A tenant's baseline sample.
-struct Sample {
-    generation: u64,
-    members: Vec<(ProspectId, Arc<Profile>)>,
-    /// The members' common direction.
-    centering: Option<Arc<Centering>>,
-}
-
-impl Sample {
-    fn new(generation: u64, members: Vec<(ProspectId, Arc<Profile>)>) -> Self {
-        let dimensions = members
-            .iter()
-            .find_map(|(_, p)| p.dimensions())
-            .unwrap_or(0);
-        let mut sum = vec![0.0f32; dimensions];
-        let (mut count, mut prospects) = (0, 0);
-        for (_, profile) in &members {
-            let added = profile.add_positives_to(&mut sum);
-            count += added;
-            prospects += usize::from(added > 0);
-        }
-        Self {
-            generation,
-            centering: Centering::from_sum(sum, count, prospects).map(Arc::new),
-            members,
-        }
-    }
-}
-
-/// A candidate's relevance to each member of the tenant's baseline sample, and the sample's
-/// common direction.
-#[derive(Clone)]
-pub struct BaselineValues {
-    pub values: Arc<Vec<(ProspectId, f32)>>,
-    pub centering: Option<Arc<Centering>>,
-}
-
-/// One piece's relevance to each member of a sample of a given generation.
-struct PieceBaseline {
-    generation: u64,
-    values: Arc<Vec<(ProspectId, f32)>>,
 }
 
 impl From<ContentRecord> for CachedContent {
@@ -318,54 +223,6 @@ impl Caches {
         self.prospect_locks[self.stripe(tenant, prospect)].clone()
     }
 
-    /// The prospect's gate history, from memory or the store. Call it holding the prospect's
-    /// lock, so that no write of this process lands between the read and the caching.
-    pub(super) async fn history(
-        &self,
-        store: &dyn VectorStore,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-    ) -> Result<Arc<GateHistory>, EngineError> {
-        self.histories
-            .try_get_with((tenant.clone(), prospect.clone()), async {
-                let (sends, engagements) =
-                    store.gate_history(tenant, prospect, HISTORY_LIMIT).await?;
-                Ok::<_, StoreError>(Arc::new(GateHistory {
-                    sends: sends.iter().map(|s| Arc::new(KeptSend::from(s))).collect(),
-                    engagements: Arc::new(engagements),
-                }))
-            })
-            .await
-            .map_err(|e| EngineError::Store(e.as_ref().clone()))
-    }
-
-    /// The gate recorded `send` (durably): add it to the cached history, if one is cached.
-    /// Call it holding the prospect's lock.
-    pub(super) async fn history_sent(
-        &self,
-        tenant: &Tenant,
-        prospect: &ProspectId,
-        send: &SendRecord,
-    ) {
-        let send = Arc::new(KeptSend::from(send));
-        self.histories
-            .entry((tenant.clone(), prospect.clone()))
-            .and_compute_with(|cached| async move {
-                match cached {
-                    Some(entry) => Op::Put(Arc::new(entry.into_value().with_send(send))),
-                    None => Op::Nop,
-                }
-            })
-            .await;
-    }
-
-    /// The prospect's sends or engagements changed.
-    pub(super) async fn history_changed(&self, tenant: &Tenant, prospect: &ProspectId) {
-        self.histories
-            .invalidate(&(tenant.clone(), prospect.clone()))
-            .await;
-    }
-
     /// The tenant's policy if it is in memory (for answering without the store).
     pub(super) async fn cached_policy(&self, tenant: &Tenant) -> Option<Arc<GatePolicy>> {
         self.policies.get(tenant).await
@@ -469,139 +326,5 @@ impl Caches {
             })
             .await;
         unwrap_miss(loaded)
-    }
-
-    async fn sample(
-        &self,
-        store: &dyn VectorStore,
-        config: &ScoringConfig,
-        tenant: &Tenant,
-    ) -> Result<Arc<Sample>, EngineError> {
-        let loaded = self
-            .samples
-            .try_get_with(tenant.clone(), async {
-                let ids = store
-                    .sample_prospects(tenant, config.baseline_sample)
-                    .await
-                    .map_err(EngineError::Store)?;
-                let mut members = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(profile) = self.profile(store, config, tenant, &id).await? {
-                        members.push((id, profile));
-                    }
-                }
-                Ok::<_, EngineError>(Arc::new(Sample::new(
-                    self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-                    members,
-                )))
-            })
-            .await;
-        loaded.map_err(|e| match &*e {
-            EngineError::Store(s) => EngineError::Store(s.clone()),
-            other => EngineError::Unavailable(other.to_string()),
-        })
-    }
-
-    /// The candidate's relevance to every prospect of the tenant's baseline sample; cached per
-    /// registered piece for as long as the sample stays the same.
-    pub(super) async fn baseline_values(
-        &self,
-        store: &dyn VectorStore,
-        config: &ScoringConfig,
-        tenant: &Tenant,
-        candidate: &ResolvedCandidate,
-        now: Millis,
-    ) -> Result<BaselineValues, EngineError> {
-        let sample = self.sample(store, config, tenant).await?;
-        let with = |values| BaselineValues {
-            values,
-            centering: sample.centering.clone(),
-        };
-        let compute = || {
-            Arc::new(
-                sample
-                    .members
-                    .iter()
-                    .map(|(id, p)| {
-                        (
-                            id.clone(),
-                            relevance_value(&candidate.vector, p, now, config),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        };
-        let Some(content) = &candidate.content else {
-            return Ok(with(compute()));
-        };
-        let key = (tenant.clone(), content.clone());
-        if let Some(cached) = self.piece_baselines.get(&key).await
-            && cached.generation == sample.generation
-        {
-            return Ok(with(cached.values.clone()));
-        }
-        let values = compute();
-        self.piece_baselines
-            .insert(
-                key,
-                Arc::new(PieceBaseline {
-                    generation: sample.generation,
-                    values: values.clone(),
-                }),
-            )
-            .await;
-        Ok(with(values))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn send(id: &str, at: Millis) -> Arc<KeptSend> {
-        Arc::new(KeptSend {
-            send_id: SendId::parse(id).unwrap(),
-            sent_at: at,
-            vector: Compact::new(&[]),
-        })
-    }
-
-    fn order(h: &GateHistory) -> Vec<(String, Millis)> {
-        h.sends
-            .iter()
-            .map(|s| (s.send_id.to_string(), s.sent_at))
-            .collect()
-    }
-
-    #[test]
-    fn a_send_goes_where_the_store_would_list_it() {
-        // The store lists sends newest first, then by send id.
-        let h = GateHistory {
-            sends: vec![send("b", 30), send("a", 20), send("c", 20), send("d", 10)],
-            engagements: Arc::new(vec![]),
-        };
-        let newest = h.with_send(send("z", 40));
-        assert_eq!(order(&newest)[0], ("z".into(), 40));
-        let tied = h.with_send(send("b2", 20));
-        let ids: Vec<String> = order(&tied).into_iter().map(|(id, _)| id).collect();
-        assert_eq!(ids, ["b", "a", "b2", "c", "d"]);
-        let oldest = h.with_send(send("e", 5));
-        assert_eq!(order(&oldest).last().unwrap(), &("e".to_string(), 5));
-    }
-
-    #[test]
-    fn the_history_keeps_at_most_the_store_limit() {
-        let h = GateHistory {
-            sends: (0..HISTORY_LIMIT as i64)
-                .map(|i| send(&format!("s{i:05}"), 10_000 - i))
-                .collect(),
-            engagements: Arc::new(vec![]),
-        };
-        let newer = h.with_send(send("new", 20_000));
-        assert_eq!(newer.sends.len(), HISTORY_LIMIT);
-        assert_eq!(newer.sends[0].send_id.as_str(), "new");
-        // An older send than all kept falls off, as it would from a read of the store.
-        let older = h.with_send(send("old", 0));
-        assert_eq!(order(&older), order(&h));
     }
 }
