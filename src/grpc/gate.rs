@@ -43,7 +43,8 @@ impl GateService for GateApi {
         );
         let send_id = convert::send_id(&mut v, "send_id", send_id);
         let channel = convert::channel(&mut v, channel);
-        let planned_at = convert::optional_event_millis(&mut v, "planned_at", planned_at);
+        let planned_at =
+            convert::optional_event_millis(&mut v, "planned_at", planned_at, now_millis());
         require!(v; tenant, prospect, candidate, send_id, channel, planned_at);
         let input = CheckInput {
             send_id,
@@ -79,7 +80,7 @@ impl GateService for GateApi {
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let send_id = convert::send_id(&mut v, "send_id", send_id);
         let kind = convert::engagement_kind(&mut v, kind);
-        let at = convert::optional_event_millis(&mut v, "at", at);
+        let at = convert::optional_event_millis(&mut v, "at", at, now_millis());
         let text = convert::reply_text(&mut v, text, &self.0.limits);
         require!(v; tenant, prospect, send_id, kind, at, text);
         let engagement = EngagementRecord {

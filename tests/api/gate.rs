@@ -550,14 +550,14 @@ async fn a_draft_must_be_clearly_about_its_prospect_but_a_first_touch_goes_to_re
         r.dry_run = true;
         r
     };
-    // An impersonal mass mail that happens to be on the prospect's topic: its score after the
-    // NO_PERSONAL_REFERENCE factor is under the draft line.
+    // An impersonal mass mail on the prospect's topic: scoring lets it through (MATCHED_INTEREST),
+    // and its score after the NO_PERSONAL_REFERENCE factor is under the draft line.
     let blast = check(
         &app,
         dry(
             "dara",
-            "Spring offers",
-            "Retailers everywhere are modernising. Book a demo of our commerce platform today.",
+            "Checkout tips",
+            "Retailers lose carts at the payment step. Book a demo of our checkout platform today.",
             "b1",
         ),
     )

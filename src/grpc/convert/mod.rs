@@ -117,17 +117,19 @@ pub fn optional_millis(
     }
 }
 
-/// An optional event time (an engagement's `at`, a check's `planned_at`): at most
+/// An optional event time (a signal's `observed_at`, an engagement's `at`, a check's
+/// `planned_at`): at most
 /// `MAX_FUTURE_SKEW_MS` (a day of clock skew) ahead of now, as for signals. Further ahead, an
 /// event could sort before, or hide, what really happened last (an opt-out).
 pub fn optional_event_millis(
     v: &mut Violations,
     field: &str,
     raw: Option<prost_types::Timestamp>,
+    now: Millis,
 ) -> Option<Option<Millis>> {
     let at = optional_millis(v, field, raw)?;
     match at {
-        Some(ms) if ms > crate::engine::now_millis() + MAX_FUTURE_SKEW_MS => {
+        Some(ms) if ms > now + MAX_FUTURE_SKEW_MS => {
             v.add(field, "lies more than a day in the future");
             None
         }

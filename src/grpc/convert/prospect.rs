@@ -122,17 +122,7 @@ pub fn signals(
         }
         let source = signal_source(v, &f("source"), source);
         let pol = polarity(v, &f("polarity"), pol);
-        let observed_at = match observed_at {
-            None => Some(None),
-            Some(ts) => match millis(v, &f("observed_at"), ts) {
-                Some(ms) if ms > now + MAX_FUTURE_SKEW_MS => {
-                    v.add(f("observed_at"), "lies more than a day in the future");
-                    None
-                }
-                Some(ms) => Some(Some(ms)),
-                None => None,
-            },
-        };
+        let observed_at = optional_event_millis(v, &f("observed_at"), observed_at, now);
         let text = keep(v, &f("text"), Text::parse(text, limits.max_text_bytes));
         let weight = keep(v, &f("weight"), Weight::parse(weight));
         match (id, source, pol, observed_at, text, weight) {
