@@ -272,9 +272,9 @@ pub struct GateConfig {
     )]
     pub history_cache_mib: u64,
 
-    /// Which of the gate's decisions are written to the store: `sends` (a decision that lets
-    /// a send through, with the send) or `all`. Decisions not written are remembered in
-    /// memory for retries (see --decision-memory-mib); docs/gate.md says what each costs.
+    /// Which of the gate's decisions are written to the store: `sends` (SEND, with the send,
+    /// and REVIEW, which RecordSend may follow) or `all`. Decisions not written are remembered
+    /// in memory for retries (see --decision-memory-mib); docs/gate.md says what each costs.
     #[arg(
         long,
         env = "PERTINENT_RECORD_DECISIONS",
@@ -295,13 +295,25 @@ pub struct GateConfig {
         default_value_t = 1440
     )]
     pub decision_memory_minutes: u64,
+
+    /// Let a fail decision of SEND stand (the default policy's or a tenant's): without this
+    /// flag, a policy may not set it, and a stored one answers REVIEW instead. Opted-out
+    /// prospects are REJECT whatever the fail decision.
+    #[arg(long, env = "PERTINENT_ALLOW_FAIL_SEND")]
+    pub allow_fail_send: bool,
+
+    /// Days the gate keeps decisions, sends and engagements; older ones are purged (at start,
+    /// then hourly). 0 keeps them forever. Opt-outs and the suppression list are never purged.
+    /// No policy window may be longer.
+    #[arg(long, env = "PERTINENT_RETENTION_DAYS", default_value_t = 730)]
+    pub retention_days: u64,
 }
 
 /// Which gate decisions are written to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RecordDecisions {
-    /// Decisions that let a send through, written with the send. A retry of any other
-    /// decision is answered from memory, which a restart empties.
+    /// SEND decisions, written with the send, and REVIEW decisions. A retry of a REJECT is
+    /// answered from memory, which a restart empties.
     Sends,
     /// Every decision: a retry gets the first decision even after a restart, at the cost of
     /// a durable write per check.
@@ -341,6 +353,21 @@ impl GateConfig {
             .validate()
             .map_err(|e| anyhow::anyhow!("gate policy: {e}"))?;
         anyhow::ensure!(
+            policy.fail_decision != Decision::Send || self.allow_fail_send,
+            "the gate's fail decision is SEND: that needs --allow-fail-send"
+        );
+        let retention = (self.retention_days > 0).then(|| {
+            Duration::from_secs(self.retention_days.saturating_mul(24 * 3600))
+        });
+        if let Some(retention) = retention {
+            for (name, seconds) in policy.durations() {
+                anyhow::ensure!(
+                    name == "opt_out_seconds" || seconds <= retention.as_secs(),
+                    "gate policy: {name} is longer than --retention-days"
+                );
+            }
+        }
+        anyhow::ensure!(
             self.gate_timeout_ms >= 1,
             "--gate-timeout-ms must be at least 1"
         );
@@ -356,6 +383,8 @@ impl GateConfig {
             default_policy: policy,
             timeout: Duration::from_millis(self.gate_timeout_ms),
             record_all: self.record_decisions == RecordDecisions::All,
+            allow_fail_send: self.allow_fail_send,
+            retention,
         })
     }
 }

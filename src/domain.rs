@@ -344,17 +344,20 @@ pub enum EngagementKind {
     RepliedNegative,
     Unsubscribed,
     Complained,
+    /// The prospect asked to hear from the tenant again: lifts an earlier opt-out.
+    Resubscribed,
 }
 
 impl EngagementKind {
     /// Every kind, for iteration.
-    pub const ALL: [EngagementKind; 6] = [
+    pub const ALL: [EngagementKind; 7] = [
         Self::Opened,
         Self::Clicked,
         Self::RepliedPositive,
         Self::RepliedNegative,
         Self::Unsubscribed,
         Self::Complained,
+        Self::Resubscribed,
     ];
 
     /// A stable name for storage.
@@ -366,12 +369,25 @@ impl EngagementKind {
             Self::RepliedNegative => "replied_negative",
             Self::Unsubscribed => "unsubscribed",
             Self::Complained => "complained",
+            Self::Resubscribed => "resubscribed",
         }
     }
 
     /// The inverse of `as_str`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether this reaction opts the prospect out (a state the gate keeps, docs/gate.md).
+    pub fn opts_out(self) -> bool {
+        match self {
+            Self::Unsubscribed | Self::Complained => true,
+            Self::Opened
+            | Self::Clicked
+            | Self::RepliedPositive
+            | Self::RepliedNegative
+            | Self::Resubscribed => false,
+        }
     }
 }
 

@@ -128,10 +128,24 @@ impl App {
             content_cache_bytes: settings.store.content_cache_mib * 1024 * 1024,
             decision_memory_bytes: settings.gate.decision_memory_mib * 1024 * 1024,
             decision_memory_ttl: Duration::from_secs(settings.gate.decision_memory_minutes * 60),
-            exclusive_store: matches!(handle, StoreHandle::Sqlite(_)),
         };
         let gate = settings.gate.load()?;
         let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));
+        // Before serving: the gate must know every opt-out even if the store fails later.
+        let suppressed = engine
+            .load_suppressions()
+            .await
+            .context("loading the suppression list")?;
+        tracing::info!(suppressed, "suppression list loaded");
+        // Retention applies before the first request, then hourly (`run`).
+        if let Err(e) = engine.purge_expired().await {
+            tracing::warn!(error = %e, "retention purge failed; retrying within the hour");
+        }
+        if settings.gate.allow_fail_send {
+            tracing::warn!(
+                "--allow-fail-send: a policy may answer SEND while the store is unreachable"
+            );
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -176,6 +190,7 @@ impl App {
             .context("building the reflection service")?;
 
         let readiness = tokio::spawn(watch_readiness(self.engine.clone(), reporter.clone()));
+        let retention = tokio::spawn(purge_periodically(self.engine.clone()));
         let n = self.max_message_bytes;
         let h = &self.handlers;
         let addr = self.addr();
@@ -215,6 +230,7 @@ impl App {
                 async {
                     shutdown.await;
                     readiness.abort();
+                    retention.abort();
                     set_all(&reporter, ServingStatus::NotServing).await;
                     tracing::info!("shutting down: draining in-flight requests");
                 },
@@ -224,6 +240,22 @@ impl App {
             s.close();
         }
         result.context("serving gRPC")
+    }
+}
+
+/// How often retention purges old decisions, sends and engagements.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Applies the retention period every `PURGE_INTERVAL` (`build` applied it at start).
+async fn purge_periodically(engine: Arc<Engine>) {
+    if engine.retention().is_none() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(PURGE_INTERVAL).await;
+        if let Err(e) = engine.purge_expired().await {
+            tracing::warn!(error = %e, "retention purge failed; retrying at the next interval");
+        }
     }
 }
 

@@ -40,6 +40,13 @@ pub enum EngineError {
     /// A dependency cannot be reached right now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The request conflicts with what is stored (a send id already used for another prospect
+    /// or piece): retrying it cannot succeed. `field` names the request field at fault.
+    #[error("{field}: {message}")]
+    Conflict { field: &'static str, message: String },
+    /// A bug: a codec failure, a panicked task, a damaged record. Not the caller's to retry.
+    #[error("internal: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -67,9 +74,6 @@ pub struct EngineLimits {
     /// Bytes of recent gate decisions to remember for retries, and for how long.
     pub decision_memory_bytes: u64,
     pub decision_memory_ttl: Duration,
-    /// This process is the store's only writer (the embedded store), so what it caches of the
-    /// gate's histories is exact; with a shared store other replicas write too.
-    pub exclusive_store: bool,
 }
 
 /// A signal as a client sends it, before embedding.
@@ -127,6 +131,9 @@ pub struct Engine {
     config: ScoringConfig,
     gate: gate::GateSettings,
     caches: Arc<Caches>,
+    suppressions: Arc<gate::Suppressions>,
+    /// Checks answered SEND because the store could not be reached (`--allow-fail-send`).
+    fail_sends: std::sync::atomic::AtomicU64,
     in_flight: Arc<Semaphore>,
     scans: Arc<Semaphore>,
 }
@@ -139,7 +146,7 @@ pub(crate) async fn detached<T: Send + 'static>(
 ) -> Result<T, EngineError> {
     tokio::spawn(work)
         .await
-        .map_err(|e| EngineError::Unavailable(format!("a store write failed: {e}")))
+        .map_err(|e| EngineError::Internal(format!("a store write's task failed: {e}")))
 }
 
 /// The current time in milliseconds since the Unix epoch.
@@ -162,6 +169,8 @@ impl Engine {
             embedder,
             store,
             caches: Arc::new(Caches::new(&limits)),
+            suppressions: Arc::new(gate::Suppressions::default()),
+            fail_sends: std::sync::atomic::AtomicU64::new(0),
             config,
             gate,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),

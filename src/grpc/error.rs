@@ -55,6 +55,16 @@ impl From<EngineError> for Status {
         match e {
             EngineError::NotFound { .. } => Status::not_found(e.to_string()),
             EngineError::Overloaded(what) => Status::resource_exhausted(what),
+            EngineError::Conflict { field, message } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation("CONFLICT", field, message.clone());
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    format!("{field}: {message}"),
+                    details,
+                )
+            }
+            EngineError::Internal(cause) => internal(&cause),
             EngineError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");
                 Status::unavailable("a dependency is unavailable; retry later")

@@ -7,7 +7,7 @@ use super::error::Violations;
 use super::pb::{self, gate_service_server::GateService};
 use super::{Handlers, require};
 use crate::domain::EngagementRecord;
-use crate::engine::gate::CheckInput;
+use crate::engine::gate::{CheckInput, RecordSendInput};
 use crate::engine::now_millis;
 
 /// The GateService implementation.
@@ -122,6 +122,79 @@ impl GateService for GateApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn record_send(
+        &self,
+        request: Request<pb::RecordSendRequest>,
+    ) -> Result<Response<pb::SendRecord>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let pb::RecordSendRequest {
+            tenant,
+            prospect_id,
+            send_id,
+            candidate,
+            decision_id,
+            channel,
+            sent_at,
+        } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
+        let send_id = convert::send_id(&mut v, "send_id", send_id);
+        // Without a decision to follow, the candidate says what went out.
+        let candidate = match (candidate, decision_id.is_empty()) {
+            (None, false) => Some(None),
+            (raw, _) => convert::candidate(
+                &mut v,
+                "candidate",
+                raw,
+                "draft".into(),
+                &self.0.limits,
+            )
+            .map(Some),
+        };
+        let decision_id = convert::decision_id(&mut v, decision_id);
+        let channel = convert::channel(&mut v, channel);
+        let now = now_millis();
+        let sent_at = convert::optional_event_millis(&mut v, "sent_at", sent_at, now);
+        require!(v; tenant, prospect, send_id, candidate, decision_id, channel, sent_at);
+        let input = RecordSendInput {
+            send_id,
+            candidate,
+            decision_id,
+            channel,
+            sent_at: sent_at.unwrap_or(now),
+        };
+        let send = self
+            .0
+            .engine
+            .record_send(&tenant, &prospect, input)
+            .await?;
+        Ok(Response::new(convert::send_record_to_pb(send)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn lift_suppression(
+        &self,
+        request: Request<pb::LiftSuppressionRequest>,
+    ) -> Result<Response<pb::LiftSuppressionResponse>, Status> {
+        let _permit = self.0.engine.admit()?;
+        let pb::LiftSuppressionRequest {
+            tenant,
+            prospect_id,
+        } = request.into_inner();
+        let mut v = Violations::default();
+        let tenant = convert::tenant(&mut v, tenant);
+        let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
+        require!(v; tenant, prospect);
+        let lifted = self
+            .0
+            .engine
+            .lift_suppression(&tenant, &prospect)
+            .await?;
+        Ok(Response::new(pb::LiftSuppressionResponse { lifted }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn set_policy(
         &self,
         request: Request<pb::SetPolicyRequest>,
@@ -130,7 +203,12 @@ impl GateService for GateApi {
         let pb::SetPolicyRequest { tenant, policy } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
-        let policy = convert::policy(&mut v, policy, self.0.engine.default_gate_policy());
+        let engine = &self.0.engine;
+        let bounds = convert::PolicyBounds {
+            allow_fail_send: engine.allows_fail_send(),
+            retention_seconds: engine.retention().map(|r| r.as_secs()),
+        };
+        let policy = convert::policy(&mut v, policy, engine.default_gate_policy(), bounds);
         require!(v; tenant, policy);
         let stored = self.0.engine.set_gate_policy(&tenant, policy).await?;
         Ok(Response::new(convert::policy_to_pb(&stored)))

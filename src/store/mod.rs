@@ -152,20 +152,25 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SendRecord>, StoreError>;
 
-    /// What the gate reads of a prospect: its sends (texts may be left empty) and its
-    /// engagements, each newest first, at most `limit` of each.
+    /// What the gate reads of a prospect within `window`: its sends (texts left empty) and its
+    /// negative replies, each newest first, at most `window.limit` of each.
     async fn gate_history(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
-        limit: usize,
-    ) -> Result<(Vec<SendRecord>, Vec<EngagementRecord>), StoreError> {
-        let (sends, engagements) = tokio::join!(
-            self.sends(tenant, prospect, Millis::MIN, limit),
-            self.engagements(tenant, prospect, limit),
-        );
-        Ok((sends?, engagements?))
-    }
+        window: &HistoryWindow,
+    ) -> Result<GateRead, StoreError>;
+
+    /// Records a send that happened without a Check letting it through (after a review, or
+    /// through another tool), unless the send id is taken: then nothing is written and the
+    /// stored send is returned with its prospect. `MissingProspect` when the prospect does not
+    /// exist.
+    async fn record_send(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendRecord,
+    ) -> Result<Option<(ProspectId, SendRecord)>, StoreError>;
 
     /// Records a reaction, replacing one of the same kind to the same send.
     /// `MissingProspect` when the prospect does not exist.
@@ -194,6 +199,7 @@ pub trait VectorStore: Send + Sync {
         prospect: &ProspectId,
         send_id: &SendId,
         decision: &str,
+        decided_at: Millis,
         send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError>;
 
@@ -209,6 +215,56 @@ pub trait VectorStore: Send + Sync {
 
     /// The tenant's stored gate policy.
     async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError>;
+
+    /// Creates or replaces an entry of the tenant's suppression list (opaque text), under
+    /// `key`, a keyed hash of the prospect id. Entries belong to no prospect: erasing the
+    /// prospect leaves them, and retention never purges them.
+    async fn put_suppression(&self, tenant: &Tenant, key: &str, entry: &str)
+    -> Result<(), StoreError>;
+
+    /// A suppression entry, if there is one.
+    async fn get_suppression(&self, tenant: &Tenant, key: &str)
+    -> Result<Option<String>, StoreError>;
+
+    /// Removes a suppression entry; false when there was none.
+    async fn delete_suppression(&self, tenant: &Tenant, key: &str) -> Result<bool, StoreError>;
+
+    /// Every suppression entry of every tenant: (tenant, key, entry).
+    async fn suppressions(&self) -> Result<Vec<(Tenant, String, String)>, StoreError>;
+
+    /// A secret of this deployment by name (hex): made at random by the first caller, then
+    /// the same for every caller and every process sharing the store.
+    async fn secret(&self, name: &str) -> Result<String, StoreError>;
+
+    /// Deletes the decisions, sends and engagements dated before `before` (retention);
+    /// returns how many went. Prospects, signals, content, policies and suppression stay.
+    async fn purge_before(&self, before: Millis) -> Result<u64, StoreError>;
+}
+
+/// What of a prospect's history the gate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryWindow {
+    /// Sends at or after this time.
+    pub sends_since: Millis,
+    /// Negative replies at or after this time.
+    pub replies_since: Millis,
+    /// At most this many of each, newest first.
+    pub limit: usize,
+}
+
+/// The gate's read of a prospect's history.
+#[derive(Debug, Clone, Default)]
+pub struct GateRead {
+    pub sends: Vec<SendRecord>,
+    pub replies: Vec<EngagementRecord>,
+}
+
+/// A fresh random secret: 32 bytes from the operating system, as hex.
+pub(crate) fn random_secret() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Backend(format!("no randomness for a secret: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The key by which `sample_prospects` orders prospects: a 63-bit FNV-1a hash of the id, the

@@ -29,7 +29,10 @@ use qdrant_client::qdrant::{
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use uuid::Uuid;
 
-use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
+use super::{
+    GateRead, HistoryWindow, ProspectSummary, SignalWrite, StoreError, VectorStore, random_secret,
+    sample_key,
+};
 use crate::config::StoreSettings;
 use crate::domain::{
     ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Millis, Polarity,
@@ -51,6 +54,8 @@ const KIND_SEND: &str = "send";
 const KIND_ENGAGEMENT: &str = "engagement";
 const KIND_DECISION: &str = "decision";
 const KIND_POLICY: &str = "policy";
+const KIND_SUPPRESSION: &str = "suppression";
+const KIND_SECRET: &str = "secret";
 
 /// The Qdrant adapter.
 pub struct QdrantStore {
@@ -65,11 +70,23 @@ fn backend(e: QdrantError) -> StoreError {
             if matches!(
                 status.code(),
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-            ) =>
+            ) || unreachable(status) =>
         {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// qdrant-client reports a connection it could not make as INTERNAL ("Failed to connect to
+/// ..."), and a connection that broke as UNKNOWN with a transport error: the server is
+/// unreachable, which is not a bug of the request.
+fn unreachable(status: &tonic::Status) -> bool {
+    let message = status.message();
+    match status.code() {
+        tonic::Code::Internal => message.starts_with("Failed to connect to"),
+        tonic::Code::Unknown => message.contains("transport error"),
+        _ => false,
     }
 }
 
@@ -355,6 +372,41 @@ impl QdrantStore {
             .map_err(backend)?;
         Ok(response.result.into_iter().filter_map(|p| p.id).collect())
     }
+}
+
+fn read_send(point: &RetrievedPoint) -> Result<SendRecord, StoreError> {
+    let p = &point.payload;
+    Ok(SendRecord {
+        send_id: SendId::parse(get_str(p, "send_id")?).map_err(|_| corrupt("send id"))?,
+        decision_id: get_str(p, "decision_id")?,
+        candidate_id: get_str(p, "candidate_id")?,
+        channel: get_str(p, "channel")?,
+        sent_at: get_i64(p, "sent_at")?,
+        text: get_str(p, "text")?,
+        vector: dense(point)?,
+    })
+}
+
+fn send_point(tenant: &Tenant, prospect: &ProspectId, send: &SendRecord) -> PointStruct {
+    let mut payload = base_payload(tenant, KIND_SEND);
+    payload.insert("prospect_id", prospect.to_string());
+    payload.insert("send_id", send.send_id.to_string());
+    payload.insert("decision_id", send.decision_id.clone());
+    payload.insert("candidate_id", send.candidate_id.clone());
+    payload.insert("channel", send.channel.clone());
+    payload.insert("sent_at", send.sent_at);
+    payload.insert("text", send.text.clone());
+    PointStruct::new(
+        point_id(tenant, KIND_SEND, send.send_id.as_str()),
+        named(&send.vector),
+        payload,
+    )
+}
+
+/// The point of a deployment secret: it belongs to no tenant.
+fn secret_point(name: &str) -> PointId {
+    let name = format!("\u{1f}{KIND_SECRET}\u{1f}{name}");
+    PointId::from(Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string())
 }
 
 fn read_signal(point: &RetrievedPoint) -> Result<SignalRecord, StoreError> {
@@ -707,19 +759,7 @@ impl VectorStore for QdrantStore {
         let points = self.scroll_all(Filter::must(must), true).await?;
         let mut sends = points
             .iter()
-            .map(|point| {
-                let p = &point.payload;
-                Ok(SendRecord {
-                    send_id: SendId::parse(get_str(p, "send_id")?)
-                        .map_err(|_| corrupt("send id"))?,
-                    decision_id: get_str(p, "decision_id")?,
-                    candidate_id: get_str(p, "candidate_id")?,
-                    channel: get_str(p, "channel")?,
-                    sent_at: get_i64(p, "sent_at")?,
-                    text: get_str(p, "text")?,
-                    vector: dense(point)?,
-                })
-            })
+            .map(read_send)
             .collect::<Result<Vec<_>, StoreError>>()?;
         sends.sort_by(|a, b| {
             b.sent_at
@@ -728,6 +768,71 @@ impl VectorStore for QdrantStore {
         });
         sends.truncate(limit);
         Ok(sends)
+    }
+
+    async fn gate_history(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        window: &HistoryWindow,
+    ) -> Result<GateRead, StoreError> {
+        let mut must = of_tenant_kind(tenant, KIND_ENGAGEMENT);
+        must.push(Condition::matches("prospect_id", prospect.to_string()));
+        must.push(Condition::matches(
+            "engagement",
+            EngagementKind::RepliedNegative.as_str().to_owned(),
+        ));
+        must.push(Condition::range(
+            "at",
+            Range {
+                gte: Some(window.replies_since as f64),
+                ..Default::default()
+            },
+        ));
+        let (sends, replies) = tokio::join!(
+            self.sends(tenant, prospect, window.sends_since, window.limit),
+            self.scroll_all(Filter::must(must), false),
+        );
+        let mut sends = sends?;
+        for send in &mut sends {
+            send.text.clear();
+        }
+        let mut replies = replies?
+            .iter()
+            .map(|point| {
+                Ok(EngagementRecord {
+                    send_id: SendId::parse(get_str(&point.payload, "send_id")?)
+                        .map_err(|_| corrupt("send id"))?,
+                    kind: EngagementKind::RepliedNegative,
+                    at: get_i64(&point.payload, "at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        replies.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.send_id.cmp(&b.send_id)));
+        replies.truncate(window.limit);
+        Ok(GateRead { sends, replies })
+    }
+
+    async fn record_send(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendRecord,
+    ) -> Result<Option<(ProspectId, SendRecord)>, StoreError> {
+        // Read, then write, as record_decision: two replicas recording one send id at the same
+        // instant write the same point, and one survives.
+        let point = point_id(tenant, KIND_SEND, send.send_id.as_str());
+        if let Some(existing) = self.get_point(point.clone(), true).await? {
+            let p = &existing.payload;
+            let owner = ProspectId::parse(get_str(p, "prospect_id")?)
+                .map_err(|_| corrupt("prospect id"))?;
+            return Ok(Some((owner, read_send(&existing)?)));
+        }
+        if !self.prospect_exists(tenant, prospect).await? {
+            return Err(StoreError::MissingProspect);
+        }
+        self.upsert(send_point(tenant, prospect, send)).await?;
+        Ok(None)
     }
 
     async fn record_engagement(
@@ -790,6 +895,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         send_id: &SendId,
         decision: &str,
+        decided_at: Millis,
         send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
         // Read, then write: two replicas deciding the same send id at the same instant can both
@@ -804,29 +910,15 @@ impl VectorStore for QdrantStore {
         payload.insert("prospect_id", prospect.to_string());
         payload.insert("send_id", send_id.to_string());
         payload.insert("body", decision);
+        payload.insert("decided_at", decided_at);
         let mut points = vec![PointStruct::new(
             point_id(tenant, KIND_DECISION, send_id.as_str()),
             HashMap::<String, Vec<f32>>::new(),
             payload,
         )];
         if let Some(send) = send {
-            let mut payload = base_payload(tenant, KIND_SEND);
-            payload.insert("prospect_id", prospect.to_string());
-            payload.insert("send_id", send.send_id.to_string());
-            payload.insert("decision_id", send.decision_id.clone());
-            payload.insert("candidate_id", send.candidate_id.clone());
-            payload.insert("channel", send.channel.clone());
-            payload.insert("sent_at", send.sent_at);
-            payload.insert("text", send.text.clone());
             // The send first: a decision is never visible without the send it let through.
-            points.insert(
-                0,
-                PointStruct::new(
-                    point_id(tenant, KIND_SEND, send.send_id.as_str()),
-                    named(&send.vector),
-                    payload,
-                ),
-            );
+            points.insert(0, send_point(tenant, prospect, send));
         }
         // One request, applied in order.
         self.client
@@ -863,5 +955,125 @@ impl VectorStore for QdrantStore {
             .await?
             .map(|p| get_str(&p.payload, "body"))
             .transpose()
+    }
+
+    async fn put_suppression(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        entry: &str,
+    ) -> Result<(), StoreError> {
+        // No prospect_id in the payload: erasing the prospect (a filtered delete by
+        // prospect_id) leaves the entry.
+        let mut payload = base_payload(tenant, KIND_SUPPRESSION);
+        payload.insert("key", key.to_owned());
+        payload.insert("body", entry.to_owned());
+        self.upsert(PointStruct::new(
+            point_id(tenant, KIND_SUPPRESSION, key),
+            HashMap::<String, Vec<f32>>::new(),
+            payload,
+        ))
+        .await
+    }
+
+    async fn get_suppression(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.get_point(point_id(tenant, KIND_SUPPRESSION, key), false)
+            .await?
+            .map(|p| get_str(&p.payload, "body"))
+            .transpose()
+    }
+
+    async fn delete_suppression(&self, tenant: &Tenant, key: &str) -> Result<bool, StoreError> {
+        let point = point_id(tenant, KIND_SUPPRESSION, key);
+        if self.existing(vec![point.clone()]).await?.is_empty() {
+            return Ok(false);
+        }
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(&self.collection)
+                    .points(PointsIdsList { ids: vec![point] })
+                    .wait(true),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn suppressions(&self) -> Result<Vec<(Tenant, String, String)>, StoreError> {
+        let filter = Filter::must([Condition::matches("kind", KIND_SUPPRESSION.to_owned())]);
+        self.scroll_all(filter, false)
+            .await?
+            .iter()
+            .map(|point| {
+                let p = &point.payload;
+                Ok((
+                    Tenant::parse(get_str(p, "tenant")?).map_err(|_| corrupt("tenant"))?,
+                    get_str(p, "key")?,
+                    get_str(p, "body")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn secret(&self, name: &str) -> Result<String, StoreError> {
+        let read = || async {
+            self.get_point(secret_point(name), false)
+                .await?
+                .map(|p| get_str(&p.payload, "value"))
+                .transpose()
+        };
+        if let Some(value) = read().await? {
+            return Ok(value);
+        }
+        // Qdrant has no insert-if-absent: two processes making the first secret at the same
+        // instant both write, and the one read back afterwards is kept by both only if their
+        // writes did not interleave. Start one replica first on a new collection (docs/gate.md).
+        let mut payload = Payload::new();
+        payload.insert("kind", KIND_SECRET);
+        payload.insert("name", name.to_owned());
+        payload.insert("value", random_secret()?);
+        self.upsert(PointStruct::new(
+            secret_point(name),
+            HashMap::<String, Vec<f32>>::new(),
+            payload,
+        ))
+        .await?;
+        read()
+            .await?
+            .ok_or_else(|| StoreError::Backend("a secret written was not read back".into()))
+    }
+
+    async fn purge_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        for (kind, field) in [
+            (KIND_DECISION, "decided_at"),
+            (KIND_SEND, "sent_at"),
+            (KIND_ENGAGEMENT, "at"),
+        ] {
+            let filter = Filter::must([
+                Condition::matches("kind", kind.to_owned()),
+                Condition::range(
+                    field,
+                    Range {
+                        lt: Some(before as f64),
+                        ..Default::default()
+                    },
+                ),
+            ]);
+            purged += self.count(filter.clone()).await?;
+            self.client
+                .delete_points(
+                    DeletePointsBuilder::new(&self.collection)
+                        .points(filter)
+                        .wait(true),
+                )
+                .await
+                .map_err(backend)?;
+        }
+        Ok(purged)
     }
 }

@@ -26,7 +26,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ProspectSummary, SignalWrite, StoreError, VectorStore, sample_key};
+use super::{
+    GateRead, HistoryWindow, ProspectSummary, SignalWrite, StoreError, VectorStore, random_secret,
+    sample_key,
+};
 use crate::domain::{
     ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Millis, Polarity,
     ProspectId, ProspectRecord, SendId, SendRecord, SignalId, SignalRecord, SignalSource, Tenant,
@@ -90,9 +93,18 @@ CREATE TABLE IF NOT EXISTS decisions (
     send_id     TEXT NOT NULL,
     prospect_id TEXT NOT NULL,
     body        TEXT NOT NULL,
+    decided_at  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, send_id)
 );
 CREATE INDEX IF NOT EXISTS decisions_by_prospect ON decisions (tenant, prospect_id);
+CREATE INDEX IF NOT EXISTS sends_by_time ON sends (sent_at);
+CREATE INDEX IF NOT EXISTS engagements_by_time ON engagements (at);
+CREATE TABLE IF NOT EXISTS suppressions (
+    tenant TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    entry  TEXT NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS policies (
     tenant TEXT PRIMARY KEY,
     body   TEXT NOT NULL
@@ -137,6 +149,26 @@ pub struct SqliteStore {
     dimension: usize,
 }
 
+/// Brings a store written by an earlier version up to `SCHEMA`.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // Decisions gained `decided_at` for retention. Those stored before count as decided now,
+    // so that retention starts from the upgrade instead of purging them at once.
+    let has_decided_at = conn
+        .prepare("SELECT 1 FROM pragma_table_info('decisions') WHERE name = 'decided_at'")
+        .and_then(|mut q| q.exists([]))
+        .map_err(backend)?;
+    if !has_decided_at {
+        conn.execute_batch(&format!(
+            "ALTER TABLE decisions ADD COLUMN decided_at INTEGER NOT NULL DEFAULT 0;
+             UPDATE decisions SET decided_at = {};",
+            crate::engine::now_millis()
+        ))
+        .map_err(backend)?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_at);")
+        .map_err(backend)
+}
+
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
@@ -168,6 +200,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        migrate(&conn)?;
         let stored: Option<String> = query_row_cached(
             &conn,
             "SELECT value FROM meta WHERE key = 'dimension'",
@@ -506,6 +539,42 @@ fn read_sends(
             sent_at: r.get(4).map_err(backend)?,
             text: r.get(5).map_err(backend)?,
             vector: from_blob(&blob),
+        });
+    }
+    Ok(out)
+}
+
+/// The prospect's negative replies at or after `since`, newest first.
+fn read_replies(
+    conn: &Connection,
+    tenant: &str,
+    prospect: &str,
+    since: Millis,
+    limit: usize,
+) -> Result<Vec<EngagementRecord>, StoreError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT send_id, at FROM engagements
+             WHERE tenant = ?1 AND prospect_id = ?2 AND kind = ?3 AND at >= ?4
+             ORDER BY at DESC, send_id LIMIT ?5",
+        )
+        .map_err(backend)?;
+    let mut rows = select
+        .query(params![
+            tenant,
+            prospect,
+            EngagementKind::RepliedNegative.as_str(),
+            since,
+            limit as i64
+        ])
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        let send_id: String = r.get(0).map_err(backend)?;
+        out.push(EngagementRecord {
+            send_id: SendId::parse(send_id).map_err(|_| corrupt("send id"))?,
+            kind: EngagementKind::RepliedNegative,
+            at: r.get(1).map_err(backend)?,
         });
     }
     Ok(out)
@@ -1040,17 +1109,80 @@ impl VectorStore for SqliteStore {
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
-        limit: usize,
-    ) -> Result<(Vec<SendRecord>, Vec<EngagementRecord>), StoreError> {
+        window: &HistoryWindow,
+    ) -> Result<GateRead, StoreError> {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
+        let w = *window;
         // One read transaction, so that both lists are of one moment.
         self.read(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            let sends = read_sends(&tx, &tenant, &prospect, Millis::MIN, limit, false)?;
-            let engagements = read_engagements(&tx, &tenant, &prospect, limit)?;
+            let sends = read_sends(&tx, &tenant, &prospect, w.sends_since, w.limit, false)?;
+            let replies = read_replies(&tx, &tenant, &prospect, w.replies_since, w.limit)?;
             tx.commit().map_err(backend)?;
-            Ok((sends, engagements))
+            Ok(GateRead { sends, replies })
+        })
+        .await
+    }
+
+    async fn record_send(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send: &SendRecord,
+    ) -> Result<Option<(ProspectId, SendRecord)>, StoreError> {
+        let tenant = tenant.to_string();
+        let prospect = prospect.to_string();
+        let send = send.clone();
+        self.write(move |conn| {
+            if !prospect_exists(conn, &tenant, &prospect)? {
+                return Err(StoreError::MissingProspect);
+            }
+            let existing = query_row_cached(
+                conn,
+                "SELECT prospect_id, decision_id, candidate_id, channel, sent_at, text, vector
+                 FROM sends WHERE tenant = ?1 AND send_id = ?2",
+                params![tenant, send.send_id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        SendRecord {
+                            send_id: send.send_id.clone(),
+                            decision_id: r.get(1)?,
+                            candidate_id: r.get(2)?,
+                            channel: r.get(3)?,
+                            sent_at: r.get(4)?,
+                            text: r.get(5)?,
+                            vector: from_blob(&r.get::<_, Vec<u8>>(6)?),
+                        },
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)?;
+            if let Some((owner, first)) = existing {
+                let owner = ProspectId::parse(owner).map_err(|_| corrupt("prospect id"))?;
+                return Ok(Some((owner, first)));
+            }
+            execute_cached(
+                conn,
+                "INSERT INTO sends
+                   (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    tenant,
+                    send.send_id.as_str(),
+                    prospect,
+                    send.decision_id,
+                    send.candidate_id,
+                    send.channel,
+                    send.sent_at,
+                    send.text,
+                    to_blob(&send.vector)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(None)
         })
         .await
     }
@@ -1100,6 +1232,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         send_id: &SendId,
         decision: &str,
+        decided_at: Millis,
         send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
         let tenant = tenant.to_string();
@@ -1112,11 +1245,11 @@ impl VectorStore for SqliteStore {
         self.write_with(send.is_some(), move |conn| {
             let inserted = execute_cached(
                 conn,
-                "INSERT INTO decisions (tenant, send_id, prospect_id, body)
-                 SELECT ?1, ?2, ?3, ?4
+                "INSERT INTO decisions (tenant, send_id, prospect_id, body, decided_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5
                  WHERE EXISTS (SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?3)
                  ON CONFLICT (tenant, send_id) DO NOTHING",
-                params![tenant, send_id, prospect, decision],
+                params![tenant, send_id, prospect, decision, decided_at],
             )
             .map_err(backend)?;
             if inserted == 0 {
@@ -1206,6 +1339,121 @@ impl VectorStore for SqliteStore {
             )
             .optional()
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_suppression(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        entry: &str,
+    ) -> Result<(), StoreError> {
+        let (tenant, key, entry) = (tenant.to_string(), key.to_owned(), entry.to_owned());
+        self.write(move |conn| {
+            execute_cached(
+                conn,
+                "INSERT INTO suppressions (tenant, key, entry) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, key) DO UPDATE SET entry = excluded.entry",
+                params![tenant, key, entry],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_suppression(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (tenant, key) = (tenant.to_string(), key.to_owned());
+        self.read(move |conn| {
+            query_row_cached(
+                conn,
+                "SELECT entry FROM suppressions WHERE tenant = ?1 AND key = ?2",
+                params![tenant, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_suppression(&self, tenant: &Tenant, key: &str) -> Result<bool, StoreError> {
+        let (tenant, key) = (tenant.to_string(), key.to_owned());
+        self.write(move |conn| {
+            let n = execute_cached(
+                conn,
+                "DELETE FROM suppressions WHERE tenant = ?1 AND key = ?2",
+                params![tenant, key],
+            )
+            .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn suppressions(&self) -> Result<Vec<(Tenant, String, String)>, StoreError> {
+        self.scan(|conn| {
+            let mut select = conn
+                .prepare("SELECT tenant, key, entry FROM suppressions ORDER BY tenant, key")
+                .map_err(backend)?;
+            let mut rows = select.query([]).map_err(backend)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(backend)? {
+                let tenant: String = r.get(0).map_err(backend)?;
+                out.push((
+                    Tenant::parse(tenant).map_err(|_| corrupt("tenant"))?,
+                    r.get(1).map_err(backend)?,
+                    r.get(2).map_err(backend)?,
+                ));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn secret(&self, name: &str) -> Result<String, StoreError> {
+        let key = format!("secret:{name}");
+        let fresh = random_secret()?;
+        // One statement each in the writer's transaction: the first caller's value stays.
+        self.write(move |conn| {
+            execute_cached(
+                conn,
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, fresh],
+            )
+            .map_err(backend)?;
+            query_row_cached(
+                conn,
+                "SELECT value FROM meta WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_before(&self, before: Millis) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            let mut purged = 0u64;
+            for (table, column) in [
+                ("decisions", "decided_at"),
+                ("sends", "sent_at"),
+                ("engagements", "at"),
+            ] {
+                purged += execute_cached(
+                    conn,
+                    &format!("DELETE FROM {table} WHERE {column} < ?1"),
+                    params![before],
+                )
+                .map_err(backend)? as u64;
+            }
+            Ok(purged)
         })
         .await
     }

@@ -1043,7 +1043,23 @@ async fn a_later_or_future_dated_event_never_lifts_an_opt_out() {
 #[tokio::test]
 async fn policy_durations_are_bounded_and_named_when_too_long() {
     // Issue 11, case 2: u64::MAX turned the opt-out off, smaller huge values overflowed.
-    let app = spawn_app().await;
+    // With retention off, the bound is ten years; with it on, no window outlasts it.
+    let retained = spawn_app().await;
+    let err = gate(&retained)
+        .set_policy(pb::SetPolicyRequest {
+            tenant: "t".into(),
+            policy: Some(pb::Policy {
+                window_seconds: 731 * 24 * 3600,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("a window longer than the retention period");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("policy.window_seconds"), "{err:?}");
+    assert!(err.message().contains("--retention-days"), "{err:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), |s| s.gate.retention_days = 0).await;
     seed_tenant(&app, "t").await;
     let max = 10 * 366 * 24 * 3600u64;
     for field in [

@@ -11,7 +11,7 @@ use pertinent::domain::{
 };
 use pertinent::store::qdrant::QdrantStore;
 use pertinent::store::sqlite::SqliteStore;
-use pertinent::store::{StoreError, VectorStore};
+use pertinent::store::{HistoryWindow, StoreError, VectorStore};
 
 const DIM: usize = 384;
 
@@ -230,28 +230,28 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     let a = send("a", 1_000);
     assert_eq!(store.get_decision(&t, &sid("a")).await.unwrap(), None);
     let (p1, sa, sb, sc) = (pid("p1"), sid("a"), sid("b"), sid("c"));
-    let first = store.record_decision(&t, &p1, &sa, "first", Some(&a));
+    let first = store.record_decision(&t, &p1, &sa, "first", 1_000, Some(&a));
     assert_eq!(first.await.unwrap(), None);
     let b = send("b", 3_000);
-    let second = store.record_decision(&t, &p1, &sb, "sent b", Some(&b));
+    let second = store.record_decision(&t, &p1, &sb, "sent b", 3_000, Some(&b));
     assert_eq!(second.await.unwrap(), None);
     // A retry writes nothing (not even its send) and returns the first decision.
     let retry = send("a", 9_000);
-    let again = store.record_decision(&t, &p1, &sa, "second", Some(&retry));
+    let again = store.record_decision(&t, &p1, &sa, "second", 9_000, Some(&retry));
     assert_eq!(again.await.unwrap().as_deref(), Some("first"));
     // A decision that let nothing through records no send.
-    let rejected = store.record_decision(&t, &p1, &sc, "rejected", None);
+    let rejected = store.record_decision(&t, &p1, &sc, "rejected", 4_000, None);
     assert_eq!(rejected.await.unwrap(), None);
     let ghost = send("x", 1);
     assert!(matches!(
         store
-            .record_decision(&t, &pid("ghost"), &sid("x"), "d", Some(&ghost))
+            .record_decision(&t, &pid("ghost"), &sid("x"), "d", 1, Some(&ghost))
             .await,
         Err(StoreError::MissingProspect)
     ));
     assert!(matches!(
         store
-            .record_decision(&t, &pid("ghost"), &sid("y"), "d", None)
+            .record_decision(&t, &pid("ghost"), &sid("y"), "d", 1, None)
             .await,
         Err(StoreError::MissingProspect)
     ));
@@ -295,19 +295,79 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
             engagement(EngagementKind::Clicked, 6)
         ]
     );
-    // What the gate reads: the same sends (their texts may be left out) and engagements.
-    let (history, reacted) = store.gate_history(&t, &pid("p1"), 10).await.unwrap();
+    // What the gate reads, by time window: sends (their texts may be left out) and negative
+    // replies only, each newest first, at most `limit`.
+    let window = |sends_since, replies_since, limit| HistoryWindow {
+        sends_since,
+        replies_since,
+        limit,
+    };
     let without_text = |s: &SendRecord| SendRecord {
         text: String::new(),
         ..s.clone()
     };
+    let read = store
+        .gate_history(&t, &pid("p1"), &window(i64::MIN, i64::MIN, 10))
+        .await
+        .unwrap();
     assert_eq!(
-        history.iter().map(without_text).collect::<Vec<_>>(),
+        read.sends.iter().map(without_text).collect::<Vec<_>>(),
         all.iter().map(without_text).collect::<Vec<_>>()
     );
-    assert_eq!(reacted, reactions);
-    let (none, nothing) = store.gate_history(&t, &pid("p2"), 10).await.unwrap();
-    assert!(none.is_empty() && nothing.is_empty());
+    assert!(read.replies.is_empty(), "opens and clicks are not read");
+    let negative = |id: &str, at| EngagementRecord {
+        send_id: sid(id),
+        kind: EngagementKind::RepliedNegative,
+        at,
+    };
+    for (id, at) in [("a", 100), ("b", 200), ("c", 300)] {
+        store
+            .record_engagement(&t, &pid("p1"), &negative(id, at))
+            .await
+            .unwrap();
+    }
+    let read = store
+        .gate_history(&t, &pid("p1"), &window(2_000, 150, 10))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = read.sends.iter().map(|s| s.send_id.as_str()).collect();
+    assert_eq!(ids, ["b"]);
+    assert_eq!(read.replies, [negative("c", 300), negative("b", 200)]);
+    let newest = store
+        .gate_history(&t, &pid("p1"), &window(i64::MIN, i64::MIN, 1))
+        .await
+        .unwrap();
+    assert_eq!(newest.sends.len(), 1);
+    assert_eq!(newest.replies, [negative("c", 300)]);
+    let none = store
+        .gate_history(&t, &pid("p2"), &window(i64::MIN, i64::MIN, 10))
+        .await
+        .unwrap();
+    assert!(none.sends.is_empty() && none.replies.is_empty());
+
+    // Sends recorded without a Check: once per send id, first wins, for an existing prospect.
+    let reviewed = send("r", 5_000);
+    assert_eq!(
+        store.record_send(&t, &pid("p1"), &reviewed).await.unwrap(),
+        None
+    );
+    let again = send("r", 6_000);
+    assert_eq!(
+        store.record_send(&t, &pid("p2"), &again).await.unwrap(),
+        Some((pid("p1"), reviewed.clone()))
+    );
+    assert_eq!(
+        store.record_send(&t, &pid("p1"), &a).await.unwrap(),
+        Some((pid("p1"), a.clone())),
+        "a send recorded with its decision is taken too"
+    );
+    assert!(matches!(
+        store.record_send(&t, &pid("ghost"), &send("g", 1)).await,
+        Err(StoreError::MissingProspect)
+    ));
+    let listed = store.sends(&t, &pid("p1"), 4_000, 10).await.unwrap();
+    assert_eq!(listed, [reviewed.clone()]);
+    assert!(store.sends(&t, &pid("p2"), i64::MIN, 10).await.unwrap().is_empty());
 
     assert_eq!(
         store.get_decision(&t, &sid("a")).await.unwrap().as_deref(),
@@ -327,6 +387,62 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         Some("{\"max_sends\":6}")
     );
     assert_eq!(store.get_policy(&other).await.unwrap(), None);
+
+    // The suppression list: per tenant, by key, and it belongs to no prospect.
+    assert_eq!(store.get_suppression(&t, "k1").await.unwrap(), None);
+    store.put_suppression(&t, "k1", "{\"since\":1}").await.unwrap();
+    store.put_suppression(&t, "k1", "{\"since\":2}").await.unwrap();
+    store.put_suppression(&t, "k2", "{\"since\":3}").await.unwrap();
+    store.put_suppression(&other, "k1", "{\"since\":4}").await.unwrap();
+    assert_eq!(
+        store.get_suppression(&t, "k1").await.unwrap().as_deref(),
+        Some("{\"since\":2}")
+    );
+    let mine = |all: Vec<(Tenant, String, String)>| {
+        all.into_iter()
+            .filter(|(owner, _, _)| owner == &t || owner == &other)
+            .map(|(owner, key, entry)| (owner.to_string(), key, entry))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let listed = mine(store.suppressions().await.unwrap());
+    let expected = [
+        (tenant.to_string(), "k1", "{\"since\":2}"),
+        (tenant.to_string(), "k2", "{\"since\":3}"),
+        (other.to_string(), "k1", "{\"since\":4}"),
+    ]
+    .map(|(a, b, c)| (a, b.to_owned(), c.to_owned()));
+    assert_eq!(listed, expected.into_iter().collect());
+    assert!(store.delete_suppression(&t, "k2").await.unwrap());
+    assert!(!store.delete_suppression(&t, "k2").await.unwrap());
+
+    // A secret is made once and the same for every later caller.
+    let secret = store.secret("contract-test").await.unwrap();
+    assert_eq!(secret.len(), 64);
+    assert_eq!(store.secret("contract-test").await.unwrap(), secret);
+    assert_ne!(store.secret("contract-test-2").await.unwrap(), secret);
+
+    // Retention: what is dated before the cut goes; prospects, signals, policies and the
+    // suppression list stay.
+    let before = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap().len();
+    let purged = store.purge_before(2_000).await.unwrap();
+    // Send a and its decision (1_000), and the five engagements (at 6 to 300); the store may
+    // hold older records of other tests' tenants too.
+    assert!(purged >= 7, "{purged}");
+    let kept = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap();
+    assert_eq!(kept.len(), before - 1);
+    assert!(kept.iter().all(|s| s.sent_at >= 2_000));
+    assert!(store.engagements(&t, &pid("p1"), 10).await.unwrap().is_empty());
+    assert_eq!(store.get_decision(&t, &sid("a")).await.unwrap(), None);
+    assert_eq!(
+        store.get_decision(&t, &sid("b")).await.unwrap().as_deref(),
+        Some("sent b")
+    );
+    assert!(store.get_suppression(&t, "k1").await.unwrap().is_some());
+    assert!(store.get_policy(&t).await.unwrap().is_some());
+    assert_eq!(
+        store.prospect_signals(&t, &pid("p1")).await.unwrap().unwrap().len(),
+        2
+    );
 
     // Erasure takes the signals with it and nothing of anyone else's.
     assert_eq!(
@@ -370,9 +486,15 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         1
     );
 
+    // Erasure leaves the suppression list as it was.
+    assert!(store.get_suppression(&t, "k1").await.unwrap().is_some());
+
     // Clean up (matters on a shared Qdrant).
     for (tenant, id) in [(&t, "p1"), (&t, "p2"), (&other, "p9")] {
         store.delete_prospect(tenant, &pid(id)).await.unwrap();
+    }
+    for (tenant, key) in [(&t, "k1"), (&other, "k1")] {
+        store.delete_suppression(tenant, key).await.unwrap();
     }
 }
 

@@ -1,13 +1,21 @@
-//! The gate's view of a prospect's history, cached: sends (with 8-bit vectors) and
-//! engagements, changed in place by the gate's own sends.
+//! The gate's view of a prospect's history, cached: the sends (with 8-bit vectors) and
+//! negative replies within the time window its policy can see, changed in place by the
+//! gate's own sends.
 
 use super::*;
+use crate::store::HistoryWindow;
 
-/// What the gate needs of a prospect's history: sends and engagements, newest first, as the
-/// store orders them. Shared parts, so that adding a send copies pointers.
+/// What the gate needs of a prospect's history: sends and negative replies within `window`,
+/// newest first, as the store orders them. Shared parts, so that adding a send copies pointers.
 pub(crate) struct GateHistory {
     pub sends: Vec<Arc<KeptSend>>,
-    pub engagements: Arc<Vec<EngagementRecord>>,
+    pub replies: Arc<Vec<EngagementRecord>>,
+    /// The window this history was read for.
+    pub window: HistoryWindow,
+    /// The window held more sends, or more replies, than `HISTORY_LIMIT`: older ones are
+    /// missing, and the rules must assume the worst of them.
+    pub sends_beyond: bool,
+    pub replies_beyond: bool,
 }
 
 /// What the gate needs of a send: when, and its embedding at 8 bits per dimension (the
@@ -35,8 +43,14 @@ impl GateHistory {
             .iter()
             .map(|s| s.vector.dimensions() + s.send_id.as_str().len() + 96)
             .sum::<usize>()
-            + self.engagements.len() * 64
-            + 64
+            + self.replies.len() * 64
+            + 96
+    }
+
+    /// Whether this history holds everything of `window` (it was read for a wider one).
+    pub fn covers(&self, window: &HistoryWindow) -> bool {
+        self.window.sends_since <= window.sends_since
+            && self.window.replies_since <= window.replies_since
     }
 
     /// This history with `send` in its place (the store's order: newest first, then by send
@@ -54,33 +68,50 @@ impl GateHistory {
         sends.extend(self.sends[..at].iter().cloned());
         sends.push(send);
         sends.extend(self.sends[at..].iter().cloned());
+        let beyond = sends.len() > HISTORY_LIMIT;
         sends.truncate(HISTORY_LIMIT);
         Self {
             sends,
-            engagements: self.engagements.clone(),
+            replies: self.replies.clone(),
+            window: self.window,
+            sends_beyond: self.sends_beyond || beyond,
+            replies_beyond: self.replies_beyond,
         }
     }
 }
 
-/// How many sends or engagements of one prospect the gate reads at most.
+/// How many sends, and how many negative replies, of one prospect's window the gate reads at
+/// most. A window that holds more is treated as over the cap (docs/gate.md).
 pub(crate) const HISTORY_LIMIT: usize = 1000;
 
 impl Caches {
-    /// The prospect's gate history, from memory or the store. Call it holding the prospect's
-    /// lock, so that no write of this process lands between the read and the caching.
+    /// The prospect's gate history for `window`, from memory or the store. Call it holding
+    /// the prospect's lock, so that no write of this process lands between the read and the
+    /// caching.
     pub(crate) async fn history(
         &self,
         store: &dyn VectorStore,
         tenant: &Tenant,
         prospect: &ProspectId,
+        window: HistoryWindow,
     ) -> Result<Arc<GateHistory>, EngineError> {
+        let key = (tenant.clone(), prospect.clone());
+        if let Some(cached) = self.histories.get(&key).await {
+            if cached.covers(&window) {
+                return Ok(cached);
+            }
+            // Read for a later window (a send planned further back, or a longer policy).
+            self.histories.invalidate(&key).await;
+        }
         self.histories
-            .try_get_with((tenant.clone(), prospect.clone()), async {
-                let (sends, engagements) =
-                    store.gate_history(tenant, prospect, HISTORY_LIMIT).await?;
+            .try_get_with(key, async {
+                let read = store.gate_history(tenant, prospect, &window).await?;
                 Ok::<_, StoreError>(Arc::new(GateHistory {
-                    sends: sends.iter().map(|s| Arc::new(KeptSend::from(s))).collect(),
-                    engagements: Arc::new(engagements),
+                    sends_beyond: read.sends.len() >= window.limit,
+                    replies_beyond: read.replies.len() >= window.limit,
+                    sends: read.sends.iter().map(|s| Arc::new(KeptSend::from(s))).collect(),
+                    replies: Arc::new(read.replies),
+                    window,
                 }))
             })
             .await
@@ -96,15 +127,23 @@ impl Caches {
         send: &SendRecord,
     ) {
         let send = Arc::new(KeptSend::from(send));
+        // A send before the cached window is not part of it.
         self.histories
             .entry((tenant.clone(), prospect.clone()))
             .and_compute_with(|cached| async move {
                 match cached {
-                    Some(entry) => Op::Put(Arc::new(entry.into_value().with_send(send))),
-                    None => Op::Nop,
+                    Some(entry) if send.sent_at >= entry.value().window.sends_since => {
+                        Op::Put(Arc::new(entry.into_value().with_send(send)))
+                    }
+                    Some(_) | None => Op::Nop,
                 }
             })
             .await;
+    }
+
+    /// Retention purged old history: read every history afresh.
+    pub(crate) fn histories_purged(&self) {
+        self.histories.invalidate_all();
     }
 
     /// The prospect's sends or engagements changed.
@@ -127,6 +166,20 @@ mod tests {
         })
     }
 
+    fn history(sends: Vec<Arc<KeptSend>>) -> GateHistory {
+        GateHistory {
+            sends,
+            replies: Arc::new(vec![]),
+            window: HistoryWindow {
+                sends_since: Millis::MIN,
+                replies_since: Millis::MIN,
+                limit: HISTORY_LIMIT,
+            },
+            sends_beyond: false,
+            replies_beyond: false,
+        }
+    }
+
     fn order(h: &GateHistory) -> Vec<(String, Millis)> {
         h.sends
             .iter()
@@ -137,10 +190,7 @@ mod tests {
     #[test]
     fn a_send_goes_where_the_store_would_list_it() {
         // The store lists sends newest first, then by send id.
-        let h = GateHistory {
-            sends: vec![send("b", 30), send("a", 20), send("c", 20), send("d", 10)],
-            engagements: Arc::new(vec![]),
-        };
+        let h = history(vec![send("b", 30), send("a", 20), send("c", 20), send("d", 10)]);
         let newest = h.with_send(send("z", 40));
         assert_eq!(order(&newest)[0], ("z".into(), 40));
         let tied = h.with_send(send("b2", 20));
@@ -152,15 +202,16 @@ mod tests {
 
     #[test]
     fn the_history_keeps_at_most_the_store_limit() {
-        let h = GateHistory {
-            sends: (0..HISTORY_LIMIT as i64)
+        let h = history(
+            (0..HISTORY_LIMIT as i64)
                 .map(|i| send(&format!("s{i:05}"), 10_000 - i))
                 .collect(),
-            engagements: Arc::new(vec![]),
-        };
+        );
         let newer = h.with_send(send("new", 20_000));
         assert_eq!(newer.sends.len(), HISTORY_LIMIT);
         assert_eq!(newer.sends[0].send_id.as_str(), "new");
+        // What fell off is known to be missing: the cap rule then assumes the worst.
+        assert!(newer.sends_beyond && !h.sends_beyond);
         // An older send than all kept falls off, as it would from a read of the store.
         let older = h.with_send(send("old", 0));
         assert_eq!(order(&older), order(&h));

@@ -144,8 +144,6 @@ pub(super) struct Caches {
     lock_hasher: RandomState,
     /// Gate histories by prospect.
     histories: Cache<(Tenant, ProspectId), Arc<GateHistory>>,
-    /// Whether cached histories are exact: this process is the store's only writer.
-    pub(super) histories_exact: bool,
     /// The gate's recent decisions by send id, for retries.
     pub(super) decisions: DecisionMemory,
 }
@@ -205,7 +203,6 @@ impl Caches {
                     h.approx_bytes().try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
-            histories_exact: limits.exclusive_store,
             decisions: DecisionMemory::new(
                 limits.decision_memory_bytes,
                 limits.decision_memory_ttl,

@@ -6,13 +6,13 @@ use super::*;
 /// A decision as the store keeps it.
 pub(super) fn encode(outcome: &GateOutcome) -> Result<String, EngineError> {
     serde_json::to_string(outcome)
-        .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))
+        .map_err(|e| EngineError::Internal(format!("encoding the decision: {e}")))
 }
 
 /// A stored decision, as the answer to a retry.
 pub(super) fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
     let mut outcome: GateOutcome = serde_json::from_str(stored)
-        .map_err(|e| EngineError::Store(StoreError::Backend(format!("stored decision: {e}"))))?;
+        .map_err(|e| EngineError::Internal(format!("stored decision: {e}")))?;
     outcome.replayed = true;
     Ok(outcome)
 }
@@ -21,13 +21,13 @@ pub(super) fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
 pub(super) fn keep(outcome: &GateOutcome) -> Result<Box<[u8]>, EngineError> {
     postcard::to_allocvec(outcome)
         .map(Vec::into_boxed_slice)
-        .map_err(|e| EngineError::Unavailable(format!("encoding the decision: {e}")))
+        .map_err(|e| EngineError::Internal(format!("encoding the decision: {e}")))
 }
 
 /// A remembered decision, as the answer to a retry.
 pub(super) fn recall(kept: &[u8]) -> Result<GateOutcome, EngineError> {
     let mut outcome: GateOutcome = postcard::from_bytes(kept)
-        .map_err(|e| EngineError::Unavailable(format!("remembered decision: {e}")))?;
+        .map_err(|e| EngineError::Internal(format!("remembered decision: {e}")))?;
     outcome.replayed = true;
     Ok(outcome)
 }
@@ -76,6 +76,8 @@ mod tests {
             next_allowed_at: Some(1_790_000_000_000),
             repeat_of: Some("send-0".into()),
             replayed: false,
+            prospect_id: "p-1".into(),
+            judged: "content:access-reviews".into(),
         }
     }
 

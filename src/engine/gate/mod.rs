@@ -1,32 +1,31 @@
 //! The send-path gate: one call before every send. Scoring plus the memory of what was sent and
 //! how the prospect reacted.
 //!
-//! Idempotency: a decision that lets a send through is stored under the send id, in one write
-//! with the send, and a write that finds a decision stored already writes nothing and returns
-//! it. Every decision is also remembered in memory (`memory.rs`) for a while, and a retry of
-//! its send id gets it back from there (`recall`). So a refusal costs no write; its retry
-//! after a restart is decided again, from the same facts, under the same decision id.
-//! `--record-decisions all` writes every decision instead.
+//! A decision belongs to its send id, its prospect and the piece it judged: a Check that
+//! reuses a send id gets the first decision back (`replayed`) when it names the same prospect
+//! and piece, FAILED_PRECONDITION naming `send_id` when it does not, and NOT_FOUND when the
+//! prospect is gone. SEND and REVIEW decisions are stored (a REVIEW may become a send through
+//! RecordSend); every decision is also remembered in memory for retries (`memory.rs`).
 //!
-//! Concurrency: a prospect's checks and reactions are serialised in this process (a lock per
-//! prospect, taken after scoring, so the model never runs under it): each check sees the sends
-//! recorded before it, so concurrent checks cannot together break the frequency cap, and
-//! retries of one send id run one after another. Replicas sharing a Qdrant are not serialised:
-//! two replicas racing on one prospect may both let a send through, and two racing on one send
-//! id may both decide while one decision survives.
+//! A check runs in three steps: score the candidate (the model runs outside any lock), apply
+//! the rules to the prospect's history and opt-out state under the prospect's lock, and
+//! record. The lock serialises a prospect's checks and reactions in this process; replicas
+//! sharing a Qdrant are not serialised (docs/gate.md).
 //!
-//! Availability: the store work of a check runs under a deadline (the caller's gRPC deadline,
-//! less a margin, capped by `--gate-timeout-ms`). When the store is unreachable or the deadline
-//! passes, the answer is the policy's fail decision with STORE_UNAVAILABLE: the gate never
-//! hangs the send path.
+//! Availability: the store work of a check runs under a deadline (the caller's, less a margin,
+//! capped by `--gate-timeout-ms`). When the store cannot answer in time the answer is the
+//! policy's fail decision with STORE_UNAVAILABLE, except for a prospect the suppression list
+//! (held in memory too) says opted out: that is REJECT / OPTED_OUT whatever the fail decision.
 //!
-//! `reactions` records engagements and lists the history; `codec` is the one encoding of a
-//! decision for the store and for the decision memory.
+//! `reactions` records engagements and lists the history; `sends` records sends made after a
+//! review; `suppression` keeps the opt-out states; `codec` encodes decisions.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
+
+use sha2::{Digest, Sha256};
 
 use super::{
     CandidateInput, Engine, EngineError, NewSignal, Scored, detached, missing_prospect, now_millis,
@@ -36,16 +35,21 @@ use crate::domain::{
     SignalSource, Tenant, Text, Weight, embedding_text,
 };
 use crate::scoring::gate::{
-    GatePolicy, PastEngagement, PastSend, apply_draft_checks, apply_draft_line, draft_checks,
-    history_rules,
+    GateFindings, GatePolicy, PastEngagement, PastSend, apply_draft_checks, apply_draft_line,
+    draft_checks, history_rules, opt_out_rule, unread_history_rule,
 };
 use crate::scoring::{Decision, Reason, ReasonCode};
-use crate::store::StoreError;
+use crate::store::{HistoryWindow, StoreError};
 
 use super::cache::HISTORY_LIMIT;
 
 mod codec;
 mod reactions;
+mod sends;
+mod suppression;
+
+pub use sends::RecordSendInput;
+pub(crate) use suppression::Suppressions;
 
 use codec::{encode, keep, recall, replay};
 
@@ -72,6 +76,12 @@ pub struct GateOutcome {
     pub repeat_of: Option<String>,
     #[serde(skip)]
     pub replayed: bool,
+    /// The prospect the decision is for; empty in decisions stored by earlier versions.
+    #[serde(default)]
+    pub prospect_id: String,
+    /// The piece it judged (`judged_key`); empty in decisions stored by earlier versions.
+    #[serde(default)]
+    pub judged: String,
 }
 
 /// One event of a prospect's history.
@@ -88,9 +98,12 @@ pub struct GateSettings {
     pub default_policy: GatePolicy,
     /// Upper bound of a check's store work, whatever the caller's deadline.
     pub timeout: Duration,
-    /// Write every decision to the store, not only those that let a send through
-    /// (`--record-decisions all`).
+    /// Write every decision to the store, not only SEND and REVIEW (`--record-decisions all`).
     pub record_all: bool,
+    /// A policy may answer SEND when the store is down (`--allow-fail-send`).
+    pub allow_fail_send: bool,
+    /// Decisions, sends and engagements older than this are purged (`--retention-days`).
+    pub retention: Option<Duration>,
 }
 
 /// The share of the caller's remaining deadline the gate may spend before answering with the
@@ -100,6 +113,41 @@ const DEADLINE_SHARE: f64 = 0.8;
 fn decision_id(tenant: &Tenant, send: &SendId) -> String {
     let name = format!("{tenant}\u{1f}decision\u{1f}{send}");
     Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+}
+
+/// What a decision judged: a registered piece by id, a draft by id and a hash of its text (a
+/// retry sends the same draft; another draft under the same send id is another send).
+fn judged_key(candidate: &CandidateInput) -> String {
+    match candidate {
+        CandidateInput::Content(id) => format!("content:{id}"),
+        CandidateInput::Draft { id, title, body } => {
+            let mut h = Sha256::new();
+            h.update(title.as_bytes());
+            h.update([0x1f]);
+            h.update(body.as_str().as_bytes());
+            let digest = h.finalize();
+            let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            format!("draft:{id}:{short}")
+        }
+    }
+}
+
+/// Whether a stored decision may answer this check: same prospect, same piece. Decisions of
+/// earlier versions carry neither and are taken as they are.
+fn bound_to(first: &GateOutcome, prospect: &ProspectId, judged: &str) -> Result<(), EngineError> {
+    if !first.prospect_id.is_empty() && first.prospect_id != prospect.as_str() {
+        return Err(EngineError::Conflict {
+            field: "send_id",
+            message: "is already used for a send to another prospect; every send needs its own send_id".into(),
+        });
+    }
+    if !first.judged.is_empty() && first.judged != judged {
+        return Err(EngineError::Conflict {
+            field: "send_id",
+            message: "is already used for another piece; every send needs its own send_id".into(),
+        });
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -117,7 +165,7 @@ impl Engine {
         policy: GatePolicy,
     ) -> Result<Arc<GatePolicy>, EngineError> {
         let text = serde_json::to_string(&policy)
-            .map_err(|e| EngineError::Unavailable(format!("encoding the policy: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("encoding the policy: {e}")))?;
         let (store, caches, owner) = (self.store.clone(), self.caches.clone(), tenant.clone());
         detached(async move {
             let stored = store.put_policy(&owner, &text).await;
@@ -131,6 +179,38 @@ impl Engine {
     /// The configured default policy.
     pub fn default_gate_policy(&self) -> &GatePolicy {
         &self.gate.default_policy
+    }
+
+    /// How long decisions, sends and engagements are kept, if not forever.
+    pub fn retention(&self) -> Option<Duration> {
+        self.gate.retention
+    }
+
+    /// Deletes the decisions, sends and engagements older than the retention period; returns
+    /// how many went. Opt-out states and the suppression list are never purged.
+    pub async fn purge_expired(&self) -> Result<u64, EngineError> {
+        let Some(retention) = self.gate.retention else {
+            return Ok(0);
+        };
+        let keep_ms = Millis::try_from(retention.as_millis()).unwrap_or(Millis::MAX);
+        let before = now_millis().saturating_sub(keep_ms);
+        let purged = self.store.purge_before(before).await?;
+        if purged > 0 {
+            // Cached histories may hold what went; the decision memory expires on its own.
+            self.caches.histories_purged();
+            tracing::info!(purged, "gate: retention purged old decisions, sends and engagements");
+        }
+        Ok(purged)
+    }
+
+    /// Whether a policy may answer SEND when the store is down.
+    pub fn allows_fail_send(&self) -> bool {
+        self.gate.allow_fail_send
+    }
+
+    /// How many checks were answered SEND without the store (`--allow-fail-send`).
+    pub fn fail_sends(&self) -> u64 {
+        self.fail_sends.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Should this go out now? See the module docs for idempotency and availability.
@@ -147,37 +227,86 @@ impl Engine {
         // The policy in memory answers the fail decision without the store, and spares the
         // check a second lookup.
         let cached = self.caches.cached_policy(tenant).await;
-        let fail_decision = cached
-            .as_ref()
-            .map_or(self.gate.default_policy.fail_decision, |p| p.fail_decision);
-        match tokio::time::timeout(budget, self.decide(tenant, prospect, input, cached)).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => {
-                tracing::warn!(error = %cause, "gate: store unavailable, answering the fail decision");
-                Ok(fail_outcome(fail_decision))
-            }
-            Ok(Err(EngineError::Store(StoreError::Busy))) => {
-                tracing::warn!("gate: store busy, answering the fail decision");
-                Ok(fail_outcome(fail_decision))
-            }
-            Ok(Err(other)) => Err(other),
-            Err(_) => {
-                tracing::warn!(
-                    budget_ms = budget.as_millis() as u64,
-                    "gate: store too slow, answering the fail decision"
-                );
-                Ok(fail_outcome(fail_decision))
-            }
-        }
+        let planned_at = input.planned_at.unwrap_or_else(now_millis);
+        let decided = tokio::time::timeout(budget, self.decide(tenant, prospect, input, cached.clone()));
+        let cause = match decided.await {
+            Ok(Ok(outcome)) => return Ok(outcome),
+            Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => cause,
+            Ok(Err(EngineError::Store(StoreError::Busy))) => "busy".into(),
+            Ok(Err(other)) => return Err(other),
+            Err(_) => format!("no answer within {} ms", budget.as_millis()),
+        };
+        let policy = cached.unwrap_or_else(|| Arc::new(self.gate.default_policy.clone()));
+        Ok(self.without_store(tenant, prospect, planned_at, &policy, &cause))
     }
 
-    /// Where a retry finds the first decision:
-    /// - in memory, where every decision this process made is remembered for a while (unless
-    ///   `--record-decisions all`, where the store holds them all);
-    /// - in the store, for a decision that let a send through: a recorded check learns of it
-    ///   from `record_decision`, which writes nothing then, or from the prospect's history,
-    ///   which lists the send. A dry run, or a check whose prospect or piece has gone since,
-    ///   asks the store.
+    /// The answer when the store cannot be reached: REJECT for a prospect the suppression list
+    /// in memory says opted out, else the policy's fail decision.
+    fn without_store(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        planned_at: Millis,
+        policy: &GatePolicy,
+        cause: &str,
+    ) -> GateOutcome {
+        let mut outcome = fail_outcome(policy.fail_decision);
+        if let Some(opted_out) = self.suppressions.remembered(tenant, prospect) {
+            let mut findings = GateFindings::none();
+            opt_out_rule(&mut findings, Some(&opted_out), planned_at, policy);
+            if findings.decision == Decision::Reject {
+                tracing::warn!(error = %cause, "gate: store unavailable; the prospect opted out: REJECT");
+                outcome.decision = Decision::Reject;
+                findings.reasons.append(&mut outcome.reasons);
+                outcome.reasons = findings.reasons;
+                outcome.next_allowed_at = findings.next_allowed_at;
+                return outcome;
+            }
+        }
+        match outcome.decision {
+            Decision::Send if !self.gate.allow_fail_send => {
+                // A policy stored while the flag was set: without it, review instead.
+                tracing::warn!(error = %cause, "gate: store unavailable; fail decision SEND needs --allow-fail-send: REVIEW");
+                outcome.decision = Decision::Review;
+            }
+            Decision::Send => {
+                let n = self
+                    .fail_sends
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                tracing::warn!(error = %cause, fail_sends_total = n, "gate: store unavailable; answering the fail decision SEND");
+            }
+            Decision::Review | Decision::Reject => {
+                tracing::warn!(error = %cause, "gate: store unavailable; answering the fail decision");
+            }
+        }
+        outcome
+    }
+
+    /// A decision made earlier for this send id, if it may answer this check; NOT_FOUND when
+    /// the prospect is gone (a decision is never replayed for a prospect that does not exist).
+    async fn earlier_decision(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        send_id: &SendId,
+        judged: &str,
+    ) -> Result<Option<GateOutcome>, EngineError> {
+        let first = match self.caches.decisions.get(tenant, send_id) {
+            Some(kept) => recall(kept.decision())?,
+            None => match self.store.get_decision(tenant, send_id).await? {
+                Some(stored) => replay(&stored)?,
+                None => return Ok(None),
+            },
+        };
+        self.profile(tenant, prospect).await?;
+        bound_to(&first, prospect, judged)?;
+        Ok(Some(first))
+    }
+
+    /// A retry gets the first decision of its send id (from memory, else the store); anything
+    /// else is decided afresh. A dry run is always decided afresh, unless every decision is
+    /// stored (`--record-decisions all`).
     async fn decide(
         &self,
         tenant: &Tenant,
@@ -185,50 +314,81 @@ impl Engine {
         input: CheckInput,
         policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
-        if input.dry_run && self.gate.record_all {
-            if let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
-                return replay(&stored);
-            }
-            return self.decide_afresh(tenant, prospect, input, policy).await;
+        let judged = judged_key(&input.candidate);
+        if (!input.dry_run || self.gate.record_all)
+            && let Some(first) = self
+                .earlier_decision(tenant, prospect, &input.send_id, &judged)
+                .await?
+        {
+            return Ok(first);
         }
-        let send_id = input.send_id.clone();
-        match self.decide_afresh(tenant, prospect, input, policy).await {
-            Err(EngineError::NotFound { kind, id }) => {
-                if let Some(first) = self.caches.decisions.get(tenant, &send_id) {
-                    return recall(first.decision());
-                }
-                match self.store.get_decision(tenant, &send_id).await? {
-                    Some(stored) => replay(&stored),
-                    None => Err(EngineError::NotFound { kind, id }),
-                }
-            }
-            other => other,
-        }
+        self.decide_afresh(tenant, prospect, input, judged, policy)
+            .await
     }
 
-    /// Scores the candidate (embedding a draft), then, holding the prospect's lock, applies
-    /// the history rules and records the decision. The lock makes a prospect's checks see each
-    /// other's sends, so that concurrent checks cannot together break the frequency cap; the
-    /// model runs outside it.
+    /// The three steps of a check: score (outside the lock), judge under the prospect's lock,
+    /// record (still holding it, so that the next check of the prospect sees this one).
     async fn decide_afresh(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
         input: CheckInput,
+        judged: String,
         policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
         let policy = match policy {
             Some(policy) => policy,
             None => self.gate_policy(tenant).await?,
         };
+        let now = now_millis();
+        let planned_at = input.planned_at.unwrap_or(now);
+        let scored = self.score_check(tenant, prospect, &input, now).await?;
+
+        let serial = self
+            .caches
+            .prospect_lock(tenant, prospect)
+            .lock_owned()
+            .await;
+        // Under the lock, a check of this send id that ran meanwhile has left its decision.
+        if let Some(first) = self.caches.decisions.get(tenant, &input.send_id) {
+            let first = recall(first.decision())?;
+            bound_to(&first, prospect, &judged)?;
+            return Ok(first);
+        }
+        let mut outcome = self
+            .judge(tenant, prospect, &input, &scored, planned_at, &policy)
+            .await?;
+        outcome.prospect_id = prospect.to_string();
+        outcome.judged = judged.clone();
+        if !input.dry_run {
+            outcome.decision_id = decision_id(tenant, &input.send_id);
+        }
+        let stored = self
+            .record_check(tenant, prospect, &input, scored, outcome, planned_at, now, serial)
+            .await?;
+        if stored.replayed {
+            bound_to(&stored, prospect, &judged)?;
+        }
+        Ok(stored)
+    }
+
+    /// Step one: the candidate scored for the prospect, with what the draft checks need.
+    async fn score_check(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        input: &CheckInput,
+        now: Millis,
+    ) -> Result<ScoredCheck, EngineError> {
         let draft = match &input.candidate {
             CandidateInput::Draft { title, body, .. } => Some((title.clone(), body.clone())),
             CandidateInput::Content(_) => None,
         };
-        let candidate = self.resolve(tenant, vec![input.candidate]).await?.remove(0);
-        let now = now_millis();
-        let planned_at = input.planned_at.unwrap_or(now);
-        let mut scored = self
+        let candidate = self
+            .resolve(tenant, vec![input.candidate.clone()])
+            .await?
+            .remove(0);
+        let scored = self
             .score_resolved(tenant, prospect, std::slice::from_ref(&candidate), now)
             .await?
             .remove(0);
@@ -237,86 +397,104 @@ impl Engine {
             Some(_) => Some(self.get_prospect(tenant, prospect).await?.prospect),
             None => None,
         };
+        Ok(ScoredCheck {
+            candidate,
+            scored,
+            draft,
+            person,
+        })
+    }
 
-        let serial = self
-            .caches
-            .prospect_lock(tenant, prospect)
-            .lock_owned()
-            .await;
-        let history = self.caches.history(&*self.store, tenant, prospect).await?;
-        let remembering = !self.gate.record_all;
-        if remembering {
-            // Under the lock, a check of this send id that ran meanwhile has left its decision.
-            if let Some(first) = self.caches.decisions.get(tenant, &input.send_id) {
-                return recall(first.decision());
-            }
-            // A send recorded before this process remembered it (a restart, or memory full).
-            if history.sends.iter().any(|s| s.send_id == input.send_id)
-                && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await?
-            {
-                return replay(&stored);
-            }
-        }
-        // Whether the history may lack a send of this send id: another replica's, or one past
-        // the history's limit. A decision that writes nothing then asks the store.
-        let history_may_lack_it =
-            !self.caches.histories_exact || history.sends.len() >= HISTORY_LIMIT;
-        let since = planned_at.saturating_sub(policy.lookback_millis());
+    /// Step two, under the prospect's lock: the opt-out state and the history within the
+    /// policy's window, read together, then every rule.
+    async fn judge(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        input: &CheckInput,
+        check: &ScoredCheck,
+        planned_at: Millis,
+        policy: &GatePolicy,
+    ) -> Result<GateOutcome, EngineError> {
+        let window = HistoryWindow {
+            sends_since: planned_at.saturating_sub(policy.lookback_millis()),
+            replies_since: planned_at.saturating_sub(policy.cooldown_millis()),
+            limit: HISTORY_LIMIT,
+        };
+        let (history, opt_out) = tokio::join!(
+            self.caches.history(&*self.store, tenant, prospect, window),
+            self.opt_out(tenant, prospect),
+        );
+        let (history, opt_out) = (history?, opt_out?);
         let past: Vec<PastSend<'_>> = history
             .sends
             .iter()
-            .filter(|s| s.send_id != input.send_id && s.sent_at >= since)
+            .filter(|s| s.send_id != input.send_id && s.sent_at >= window.sends_since)
             .map(|s| PastSend {
                 send_id: s.send_id.as_str(),
                 sent_at: s.sent_at,
                 vector: &s.vector,
             })
             .collect();
-        let reactions: Vec<PastEngagement> = history
-            .engagements
+        let replies: Vec<PastEngagement> = history
+            .replies
             .iter()
             .map(|e| PastEngagement {
                 kind: e.kind,
                 at: e.at,
             })
             .collect();
-        let mut findings = history_rules(&candidate.vector, planned_at, &past, &reactions, &policy);
-        if let (Some((title, body)), Some(person)) = (&draft, &person) {
+        let candidate = &check.candidate;
+        let mut findings = history_rules(&candidate.vector, planned_at, &past, &replies, policy);
+        unread_history_rule(&mut findings, history.sends_beyond, history.replies_beyond);
+        opt_out_rule(&mut findings, opt_out.as_ref(), planned_at, policy);
+        let mut scored = check.scored.clone();
+        if let (Some((title, body)), Some(person)) = (&check.draft, &check.person) {
             let checks = draft_checks(title, body.as_str(), &person.name, &person.company);
-            apply_draft_checks(&mut findings, checks, &policy);
-            apply_draft_line(&mut findings, &scored.assessment, &policy);
+            apply_draft_checks(&mut findings, checks, policy);
+            apply_draft_line(&mut findings, &scored.assessment, policy);
         }
-
         scored.assessment.score *= findings.score_factor;
         let decision = scored.assessment.decision.max(findings.decision);
         let mut reasons = findings.reasons;
         reasons.extend(scored.assessment.reasons.iter().cloned());
-        let outcome = GateOutcome {
+        Ok(GateOutcome {
             result: Some(scored),
             decision,
             reasons,
-            decision_id: if input.dry_run {
-                Uuid::new_v4().to_string()
-            } else {
-                decision_id(tenant, &input.send_id)
-            },
+            decision_id: Uuid::new_v4().to_string(),
             next_allowed_at: findings.next_allowed_at,
             repeat_of: findings.repeat_of,
             replayed: false,
-        };
-        let writes_nothing = input.dry_run || (remembering && decision != Decision::Send);
-        if remembering
-            && writes_nothing
-            && history_may_lack_it
-            && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await?
-        {
-            return replay(&stored);
-        }
+            prospect_id: String::new(),
+            judged: String::new(),
+        })
+    }
+
+    /// Step three: store the decision (SEND with its send, REVIEW alone, every decision with
+    /// `--record-decisions all`) and remember it, still under the prospect's lock. The write
+    /// runs to the end even when the caller goes. Returns the stored decision when another
+    /// one of this send id got there first.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_check(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        input: &CheckInput,
+        check: ScoredCheck,
+        outcome: GateOutcome,
+        planned_at: Millis,
+        now: Millis,
+        serial: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<GateOutcome, EngineError> {
         if input.dry_run {
             return Ok(outcome);
         }
-        if writes_nothing {
-            // Remembered under the lock, so that a concurrent retry finds it.
+        let remembering = !self.gate.record_all;
+        let decision = outcome.decision;
+        if remembering && decision == Decision::Reject {
+            // A refusal costs no write: its retry is answered from memory, or decided again
+            // from the same facts under the same decision id.
             let kept = keep(&outcome)?;
             self.caches
                 .decisions
@@ -325,6 +503,9 @@ impl Engine {
             return Ok(outcome);
         }
         let send = if decision == Decision::Send {
+            let ScoredCheck {
+                candidate, draft, ..
+            } = check;
             let text = match (&draft, &candidate.content) {
                 (Some((title, body)), _) => embedding_text(title, body.as_str()),
                 (None, Some(id)) => self
@@ -349,9 +530,6 @@ impl Engine {
             None
         };
         let body = encode(&outcome)?;
-        // The write and the cache update run to the end even when this call is abandoned (the
-        // caller's deadline), holding the prospect's lock: the next check of this prospect
-        // then sees exactly what the store holds.
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, send_id) =
             (tenant.clone(), prospect.clone(), input.send_id.clone());
@@ -361,7 +539,7 @@ impl Engine {
             let (tenant, prospect) = (&tenant_owned, &prospect_owned);
             // The decision and the send it lets through are written together, once per send id.
             let recorded = store
-                .record_decision(tenant, prospect, &send_id, &body, send.as_ref())
+                .record_decision(tenant, prospect, &send_id, &body, now, send.as_ref())
                 .await;
             match (&recorded, send) {
                 (Ok(None), Some(send)) => caches.history_sent(tenant, prospect, &send).await,
@@ -382,6 +560,16 @@ impl Engine {
     }
 }
 
+/// A candidate scored for a check, with what the rules and the record need of it.
+struct ScoredCheck {
+    candidate: super::ResolvedCandidate,
+    scored: Scored,
+    /// The draft's title and body, when the candidate is a draft.
+    draft: Option<(String, Text)>,
+    /// The prospect's descriptive fields, for the draft checks.
+    person: Option<crate::domain::ProspectRecord>,
+}
+
 fn fail_outcome(decision: Decision) -> GateOutcome {
     GateOutcome {
         result: None,
@@ -396,5 +584,7 @@ fn fail_outcome(decision: Decision) -> GateOutcome {
         next_allowed_at: None,
         repeat_of: None,
         replayed: false,
+        prospect_id: String::new(),
+        judged: String::new(),
     }
 }

@@ -1,6 +1,7 @@
 //! Reactions to sends (engagements, and the signals they make) and the prospect's history.
 
 use super::*;
+use crate::scoring::gate::OptOut;
 
 /// The id of a signal made from a reaction to `send_id`: `engagement:<send id>:<kind>:<what>`,
 /// with the send id replaced by a name-based UUID of it when the whole would pass the id
@@ -20,7 +21,8 @@ fn derived_signal_id(
 
 impl Engine {
     /// Records a reaction; reply text and the reacted-to piece become signals. Returns the ids
-    /// of the signals made.
+    /// of the signals made. An unsubscribe or a complaint also puts the prospect on the
+    /// suppression list; a re-subscribe takes it off (if it came after the opt-out).
     pub async fn record_engagement(
         &self,
         tenant: &Tenant,
@@ -35,19 +37,10 @@ impl Engine {
             .prospect_lock(tenant, prospect)
             .lock_owned()
             .await;
-        let (store, caches) = (self.store.clone(), self.caches.clone());
-        let (tenant_owned, prospect_owned, written) =
-            (tenant.clone(), prospect.clone(), engagement.clone());
-        let recorded = detached(async move {
-            let _serial = serial;
-            let recorded = store
-                .record_engagement(&tenant_owned, &prospect_owned, &written)
-                .await;
-            caches.history_changed(&tenant_owned, &prospect_owned).await;
-            recorded
-        })
-        .await?;
-        recorded.map_err(|e| missing_prospect(e, prospect))?;
+        let recorded = self
+            .engagement_written(tenant, prospect, engagement.clone(), serial)
+            .await?;
+        recorded?;
         let kind = engagement.kind;
         let negative = matches!(
             kind,
@@ -79,9 +72,10 @@ impl Engine {
             EngagementKind::RepliedNegative => Some((Polarity::Negative, SignalSource::EmailReply)),
             EngagementKind::RepliedPositive => Some((Polarity::Positive, SignalSource::EmailReply)),
             EngagementKind::Clicked => Some((Polarity::Positive, SignalSource::Other)),
-            EngagementKind::Opened | EngagementKind::Unsubscribed | EngagementKind::Complained => {
-                None
-            }
+            EngagementKind::Opened
+            | EngagementKind::Unsubscribed
+            | EngagementKind::Complained
+            | EngagementKind::Resubscribed => None,
         };
         if let Some((polarity, source)) = from_piece {
             let sent = self
@@ -112,6 +106,44 @@ impl Engine {
         Ok(ids)
     }
 
+    /// Writes the engagement, then the suppression state it changes, in a task that runs to
+    /// the end even when the caller goes, holding the prospect's lock.
+    async fn engagement_written(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        engagement: EngagementRecord,
+        serial: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<Result<(), EngineError>, EngineError> {
+        let (store, caches) = (self.store.clone(), self.caches.clone());
+        let suppressions = self.suppressions.clone();
+        let (tenant, prospect) = (tenant.clone(), prospect.clone());
+        detached(async move {
+            let _serial = serial;
+            let written = store
+                .record_engagement(&tenant, &prospect, &engagement)
+                .await;
+            caches.history_changed(&tenant, &prospect).await;
+            written.map_err(|e| missing_prospect(e, &prospect))?;
+            let kind = engagement.kind;
+            if kind.opts_out() {
+                let event = OptOut {
+                    since: engagement.at,
+                    complained: kind == EngagementKind::Complained,
+                };
+                suppressions
+                    .suppress(&*store, &tenant, &prospect, event)
+                    .await?;
+            } else if kind == EngagementKind::Resubscribed {
+                suppressions
+                    .unsuppress(&*store, &tenant, &prospect, Some(engagement.at))
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// The prospect's sends and engagements, newest first.
     pub async fn history(
         &self,
@@ -119,11 +151,16 @@ impl Engine {
         prospect: &ProspectId,
     ) -> Result<Vec<HistoryEvent>, EngineError> {
         self.get_prospect(tenant, prospect).await?;
-        // The answer carries no texts: the gate's own read, one transaction, serves.
-        let (sends, engagements) = self
-            .store
-            .gate_history(tenant, prospect, HISTORY_LIMIT)
-            .await?;
+        let (sends, engagements) = tokio::join!(
+            self.store
+                .sends(tenant, prospect, Millis::MIN, HISTORY_LIMIT),
+            self.store.engagements(tenant, prospect, HISTORY_LIMIT),
+        );
+        let (mut sends, engagements) = (sends?, engagements?);
+        // The answer carries no texts.
+        for send in &mut sends {
+            send.text.clear();
+        }
         let mut events: Vec<(Millis, HistoryEvent)> = sends
             .into_iter()
             .map(|s| (s.sent_at, HistoryEvent::Send(s)))

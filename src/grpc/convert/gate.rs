@@ -7,6 +7,20 @@ pub fn send_id(v: &mut Violations, field: &str, raw: String) -> Option<crate::do
     keep(v, field, crate::domain::SendId::parse(raw))
 }
 
+/// A decision id to follow (RecordSend): empty means none; else as the gate makes them, a UUID.
+pub fn decision_id(v: &mut Violations, raw: String) -> Option<Option<String>> {
+    if raw.is_empty() {
+        return Some(None);
+    }
+    match uuid::Uuid::parse_str(&raw) {
+        Ok(id) => Some(Some(id.to_string())),
+        Err(_) => {
+            v.add("decision_id", "must be a decision_id the gate returned (a UUID)");
+            None
+        }
+    }
+}
+
 /// A channel name: free text, at most 64 bytes, no control characters; may be empty.
 pub fn channel(v: &mut Violations, raw: String) -> Option<String> {
     if raw.len() > 64 || raw.chars().any(char::is_control) {
@@ -29,6 +43,7 @@ pub fn engagement_kind(v: &mut Violations, raw: i32) -> Option<crate::domain::En
         Ok(pb::EngagementKind::RepliedNegative) => Some(K::RepliedNegative),
         Ok(pb::EngagementKind::Unsubscribed) => Some(K::Unsubscribed),
         Ok(pb::EngagementKind::Complained) => Some(K::Complained),
+        Ok(pb::EngagementKind::Resubscribed) => Some(K::Resubscribed),
         Ok(pb::EngagementKind::Unspecified) => {
             v.add("kind", "is required");
             None
@@ -49,6 +64,7 @@ fn engagement_kind_to_pb(k: crate::domain::EngagementKind) -> pb::EngagementKind
         K::RepliedNegative => pb::EngagementKind::RepliedNegative,
         K::Unsubscribed => pb::EngagementKind::Unsubscribed,
         K::Complained => pb::EngagementKind::Complained,
+        K::Resubscribed => pb::EngagementKind::Resubscribed,
     }
 }
 
@@ -83,11 +99,21 @@ fn decision_from_pb(
     }
 }
 
+/// What the server allows a policy to set.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyBounds {
+    /// A fail decision of SEND (`--allow-fail-send`).
+    pub allow_fail_send: bool,
+    /// The retention period in seconds, if any: no window may be longer.
+    pub retention_seconds: Option<u64>,
+}
+
 /// A policy to set: zero fields take `base` (the configured default).
 pub fn policy(
     v: &mut Violations,
     raw: Option<pb::Policy>,
     base: &crate::scoring::gate::GatePolicy,
+    bounds: PolicyBounds,
 ) -> Option<crate::scoring::gate::GatePolicy> {
     let Some(pb::Policy {
         max_sends,
@@ -115,6 +141,13 @@ pub fn policy(
         base.draft_check_action,
         false,
     );
+    if fail_decision == pb::Decision::Send as i32 && !bounds.allow_fail_send {
+        v.add(
+            "policy.fail_decision",
+            "DECISION_SEND needs a server started with --allow-fail-send",
+        );
+        return None;
+    }
     let fail_decision = decision_from_pb(
         v,
         "policy.fail_decision",
@@ -149,7 +182,17 @@ pub fn policy(
     };
     // Each duration named on its own; validate() then says the same for the policy file.
     for (name, seconds) in p.durations() {
-        if seconds > crate::scoring::gate::MAX_DURATION_SECONDS {
+        if let Some(retention) = bounds.retention_seconds
+            && name != "opt_out_seconds"
+            && seconds > retention
+        {
+            v.add(
+                format!("policy.{name}"),
+                format!(
+                    "must be at most the retention period, {retention} seconds (--retention-days): older history is purged"
+                ),
+            );
+        } else if seconds > crate::scoring::gate::MAX_DURATION_SECONDS {
             v.add(
                 format!("policy.{name}"),
                 format!(
@@ -197,6 +240,8 @@ pub fn gate_decision_to_pb(o: crate::engine::gate::GateOutcome) -> pb::GateDecis
         next_allowed_at,
         repeat_of,
         replayed,
+        prospect_id: _,
+        judged: _,
     } = o;
     pb::GateDecision {
         result: result.map(scored_to_pb),
@@ -215,17 +260,22 @@ pub fn gate_decision_to_pb(o: crate::engine::gate::GateOutcome) -> pb::GateDecis
     }
 }
 
+/// A send record as the API returns it.
+pub fn send_record_to_pb(s: crate::domain::SendRecord) -> pb::SendRecord {
+    pb::SendRecord {
+        send_id: s.send_id.to_string(),
+        decision_id: s.decision_id,
+        candidate_id: s.candidate_id,
+        channel: s.channel,
+        sent_at: Some(timestamp(s.sent_at)),
+    }
+}
+
 /// A history event as the API returns it.
 pub fn history_event_to_pb(e: crate::engine::gate::HistoryEvent) -> pb::HistoryEvent {
     use crate::engine::gate::HistoryEvent;
     let event = match e {
-        HistoryEvent::Send(s) => pb::history_event::Event::Send(pb::SendRecord {
-            send_id: s.send_id.to_string(),
-            decision_id: s.decision_id,
-            candidate_id: s.candidate_id,
-            channel: s.channel,
-            sent_at: Some(timestamp(s.sent_at)),
-        }),
+        HistoryEvent::Send(s) => pb::history_event::Event::Send(send_record_to_pb(s)),
         HistoryEvent::Engagement(g) => pb::history_event::Event::Engagement(pb::EngagementRecord {
             send_id: g.send_id.to_string(),
             kind: engagement_kind_to_pb(g.kind) as i32,

@@ -4,7 +4,7 @@ use crate::domain::{EngagementKind, Millis};
 use crate::scoring::{Decision, ReasonCode};
 
 use super::policy::duration_millis;
-use super::{GateFindings, GatePolicy, PastEngagement, PastSend};
+use super::{GateFindings, GatePolicy, OptOut, PastEngagement, PastSend};
 
 fn days(ms: Millis) -> String {
     let d = ms as f64 / 86_400_000.0;
@@ -15,7 +15,81 @@ fn days(ms: Millis) -> String {
     }
 }
 
-/// Applies fatigue, repeat and reaction rules for a send planned at `planned_at`.
+impl OptOut {
+    /// The state after one more opt-out event: the latest time counts (a period runs from the
+    /// last refusal), and a complaint is never forgotten by a later unsubscribe.
+    pub fn and(self, other: OptOut) -> OptOut {
+        OptOut {
+            since: self.since.max(other.since),
+            complained: self.complained || other.complained,
+        }
+    }
+
+    /// Whether the opt-out holds for a send planned at `planned_at`: always when the policy
+    /// keeps opt-outs (`opt_out_seconds` 0), else until that long after `since`. A send planned
+    /// before the opt-out is refused too: the person has said stop, whatever the schedule.
+    pub fn holds_at(&self, planned_at: Millis, policy: &GatePolicy) -> bool {
+        policy.opt_out_seconds == 0
+            || planned_at < self.since.saturating_add(duration_millis(policy.opt_out_seconds))
+    }
+}
+
+/// The opt-out rule: it overrides everything, so it comes first.
+pub fn opt_out_rule(
+    f: &mut GateFindings,
+    opt_out: Option<&OptOut>,
+    planned_at: Millis,
+    policy: &GatePolicy,
+) {
+    let Some(o) = opt_out.filter(|o| o.holds_at(planned_at, policy)) else {
+        return;
+    };
+    let what = if o.complained {
+        "complained"
+    } else {
+        "unsubscribed"
+    };
+    let period = duration_millis(policy.opt_out_seconds);
+    let until = (policy.opt_out_seconds > 0).then(|| o.since.saturating_add(period));
+    // Kept forever: no time is allowed. Otherwise the later of this and the other rules' time.
+    f.next_allowed_at = until.map(|t| f.next_allowed_at.map_or(t, |other| other.max(t)));
+    f.cap_first(
+        Decision::Reject,
+        ReasonCode::OptedOut,
+        match until {
+            Some(_) => format!(
+                "The prospect {what} {} ago; the policy allows sends again after {}.",
+                days(planned_at.saturating_sub(o.since).max(0)),
+                days(period)
+            ),
+            None => format!(
+                "The prospect {what}: no sends until they re-subscribe or an operator lifts it."
+            ),
+        },
+    );
+}
+
+/// When the window held more sends or replies than the gate reads, the rules cannot see the
+/// oldest of them: the cap, or the cooldown, is taken as reached.
+pub fn unread_history_rule(f: &mut GateFindings, sends_beyond: bool, replies_beyond: bool) {
+    if sends_beyond {
+        f.cap(
+            Decision::Reject,
+            ReasonCode::FrequencyCap,
+            "The prospect has more sends in the policy's window than the gate reads; taken as over the cap.".into(),
+        );
+    }
+    if replies_beyond {
+        f.cap(
+            Decision::Reject,
+            ReasonCode::Cooldown,
+            "The prospect has more negative replies in the cooldown than the gate reads; taken as cooling down.".into(),
+        );
+    }
+}
+
+/// Applies fatigue, repeat and reaction rules for a send planned at `planned_at`. Opt-outs are
+/// a state of their own (`opt_out_rule`).
 pub fn history_rules(
     candidate: &[f32],
     planned_at: Millis,
@@ -23,51 +97,10 @@ pub fn history_rules(
     engagements: &[PastEngagement],
     policy: &GatePolicy,
 ) -> GateFindings {
-    let mut f = GateFindings {
-        decision: Decision::Send,
-        reasons: Vec::new(),
-        next_allowed_at: None,
-        repeat_of: None,
-        score_factor: 1.0,
-    };
+    let mut f = GateFindings::none();
     let secs = duration_millis;
-    // What happened up to the planned send; a later event cannot undo an earlier opt-out.
+    // What happened up to the planned send: a later event changes nothing for it.
     let before = |e: &&PastEngagement| e.at <= planned_at;
-
-    // Opt-outs and complaints first: they override everything.
-    if let Some(e) = engagements
-        .iter()
-        .filter(before)
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EngagementKind::Unsubscribed | EngagementKind::Complained
-            )
-        })
-        .max_by_key(|e| e.at)
-        && (policy.opt_out_seconds == 0
-            || planned_at.saturating_sub(e.at) < secs(policy.opt_out_seconds))
-    {
-        let what = match e.kind {
-            EngagementKind::Complained => "complained",
-            _ => "unsubscribed",
-        };
-        let until =
-            (policy.opt_out_seconds > 0).then(|| e.at.saturating_add(secs(policy.opt_out_seconds)));
-        f.next_allowed_at = until;
-        f.cap(
-            Decision::Reject,
-            ReasonCode::OptedOut,
-            match until {
-                Some(_) => format!(
-                    "The prospect {what} {} ago; the policy allows sends again after {}.",
-                    days(planned_at.saturating_sub(e.at)),
-                    days(secs(policy.opt_out_seconds))
-                ),
-                None => format!("The prospect {what}: no more sends until the policy changes."),
-            },
-        );
-    }
 
     if let Some(e) = engagements
         .iter()
@@ -207,12 +240,14 @@ mod tests {
             let kept = Compact::new(&[1.0, 0.0]);
             let sends = [PastSend { send_id: "s", sent_at: event, vector: &kept }];
             let engagements = [
-                PastEngagement { kind: EngagementKind::Unsubscribed, at: event },
                 PastEngagement { kind: EngagementKind::RepliedNegative, at: event },
             ];
-            let f = history_rules(&[1.0, 0.0], planned, &sends, &engagements, &policy);
-            // An opt-out at or before the planned send, kept forever, always holds.
-            if event <= planned && policy.opt_out_seconds == 0 {
+            let mut f = history_rules(&[1.0, 0.0], planned, &sends, &engagements, &policy);
+            let opt_out = OptOut { since: event, complained: false };
+            opt_out_rule(&mut f, Some(&opt_out), planned, &policy);
+            // An opt-out kept forever always holds, whenever it happened; one with a period
+            // holds at least until the period has run from it.
+            if policy.opt_out_seconds == 0 || planned <= event {
                 prop_assert_eq!(f.decision, Decision::Reject);
             }
             let _ = policy.lookback_millis();
@@ -322,12 +357,49 @@ mod tests {
         let after = history_rules(&v(1.0), NOW + 29 * DAY, &[], &neg, &policy);
         assert!(after.reasons.is_empty());
 
-        let unsub = [PastEngagement {
-            kind: EngagementKind::Unsubscribed,
-            at: NOW - 400 * DAY,
-        }];
-        let f = history_rules(&v(1.0), NOW, &[], &unsub, &policy);
+        let unsub = OptOut {
+            since: NOW - 400 * DAY,
+            complained: false,
+        };
+        let mut f = history_rules(&v(1.0), NOW, &[], &[], &policy);
+        opt_out_rule(&mut f, Some(&unsub), NOW, &policy);
         assert_eq!(codes(&f), vec![ReasonCode::OptedOut]);
         assert_eq!(f.decision, Decision::Reject);
+    }
+
+    #[test]
+    fn an_opt_out_with_a_period_ends_after_it_and_a_later_event_extends_it() {
+        let policy = GatePolicy {
+            opt_out_seconds: 10 * 24 * 3600,
+            ..GatePolicy::default()
+        };
+        let first = OptOut {
+            since: NOW - 9 * DAY,
+            complained: false,
+        };
+        let at = |o: &OptOut, t: Millis| {
+            let mut f = history_rules(&v(1.0), t, &[], &[], &policy);
+            opt_out_rule(&mut f, Some(o), t, &policy);
+            f
+        };
+        assert_eq!(at(&first, NOW).next_allowed_at, Some(NOW + DAY));
+        assert!(at(&first, NOW + DAY).reasons.is_empty());
+        // A send scheduled before the opt-out is refused as well.
+        assert_eq!(codes(&at(&first, NOW - 20 * DAY)), vec![ReasonCode::OptedOut]);
+        let both = first.and(OptOut {
+            since: NOW - DAY,
+            complained: true,
+        });
+        assert_eq!(both.since, NOW - DAY);
+        assert!(both.complained && !at(&both, NOW + DAY).reasons.is_empty());
+        // The order of the events does not matter.
+        assert_eq!(
+            both,
+            OptOut {
+                since: NOW - DAY,
+                complained: true
+            }
+            .and(first)
+        );
     }
 }

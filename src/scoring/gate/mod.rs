@@ -11,7 +11,7 @@ mod history;
 mod policy;
 
 pub use drafts::{apply_draft_checks, apply_draft_line, draft_checks};
-pub use history::history_rules;
+pub use history::{history_rules, opt_out_rule, unread_history_rule};
 pub use policy::{GatePolicy, MAX_DURATION_SECONDS};
 
 use crate::domain::{EngagementKind, Millis};
@@ -34,6 +34,16 @@ pub struct PastEngagement {
     pub at: Millis,
 }
 
+/// A prospect's opt-out, as the gate keeps it: a state set by an unsubscribe or a complaint and
+/// lifted only by a re-subscribe or an operator, never an event that newer events could hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OptOut {
+    /// When the latest opt-out event happened.
+    pub since: Millis,
+    /// Whether any of them was a complaint.
+    pub complained: bool,
+}
+
 /// What the gate found; `decision` is the most a send may get (Send when nothing applies).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateFindings {
@@ -46,8 +56,25 @@ pub struct GateFindings {
 }
 
 impl GateFindings {
+    /// Nothing found: a send may go out.
+    pub fn none() -> Self {
+        Self {
+            decision: Decision::Send,
+            reasons: Vec::new(),
+            next_allowed_at: None,
+            repeat_of: None,
+            score_factor: 1.0,
+        }
+    }
+
     pub(super) fn cap(&mut self, decision: Decision, code: ReasonCode, message: String) {
         self.decision = self.decision.max(decision);
         self.reasons.push(Reason { code, message });
+    }
+
+    /// As `cap`, for a reason that outranks every other found: it goes first.
+    pub(super) fn cap_first(&mut self, decision: Decision, code: ReasonCode, message: String) {
+        self.decision = self.decision.max(decision);
+        self.reasons.insert(0, Reason { code, message });
     }
 }

@@ -115,8 +115,18 @@ impl GatePolicy {
         ]
     }
 
-    /// The history the gate needs, back from `now`.
+    /// How far back from a planned send the gate reads sends: the longest of the cap's
+    /// window, the repeat window and the minimum gap.
     pub fn lookback_millis(&self) -> Millis {
-        duration_millis(self.window_seconds.max(self.repeat_window_seconds))
+        duration_millis(
+            self.window_seconds
+                .max(self.repeat_window_seconds)
+                .max(self.min_gap_seconds),
+        )
+    }
+
+    /// How far back from a planned send the gate reads negative replies.
+    pub fn cooldown_millis(&self) -> Millis {
+        duration_millis(self.cooldown_seconds)
     }
 }
