@@ -13,25 +13,25 @@ use crate::helpers::*;
 
 const DAY: i64 = 86_400;
 
-fn gate(app: &TestApp) -> GateServiceClient<Channel> {
+pub(crate) fn gate(app: &TestApp) -> GateServiceClient<Channel> {
     GateServiceClient::new(app.channel.clone())
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn at(secs: i64) -> Option<prost_types::Timestamp> {
+pub(crate) fn at(secs: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp {
         seconds: secs,
         nanos: 0,
     })
 }
 
-fn check_request(
+pub(crate) fn check_request(
     prospect: &str,
     candidate: Option<pb::Candidate>,
     send_id: &str,
@@ -48,22 +48,22 @@ fn check_request(
     }
 }
 
-async fn check(app: &TestApp, request: pb::CheckRequest) -> pb::GateDecision {
+pub(crate) async fn check(app: &TestApp, request: pb::CheckRequest) -> pb::GateDecision {
     gate(app).check(request).await.expect("check").into_inner()
 }
 
-fn gate_codes(d: &pb::GateDecision) -> Vec<ReasonCode> {
+pub(crate) fn gate_codes(d: &pb::GateDecision) -> Vec<ReasonCode> {
     d.reasons
         .iter()
         .map(|r| ReasonCode::try_from(r.code).unwrap())
         .collect()
 }
 
-fn is(d: &pb::GateDecision, decision: pb::Decision) -> bool {
+pub(crate) fn is(d: &pb::GateDecision, decision: pb::Decision) -> bool {
     d.decision == decision as i32
 }
 
-async fn sends_in_history(app: &TestApp, prospect: &str) -> Vec<pb::SendRecord> {
+pub(crate) async fn sends_in_history(app: &TestApp, prospect: &str) -> Vec<pb::SendRecord> {
     gate(app)
         .history(pb::HistoryRequest {
             tenant: "t".into(),
@@ -96,7 +96,7 @@ fn ben_draft(n: u8) -> Option<pb::Candidate> {
     }
 }
 
-async fn set_policy(app: &TestApp, policy: pb::Policy) -> pb::Policy {
+pub(crate) async fn set_policy(app: &TestApp, policy: pb::Policy) -> pb::Policy {
     gate(app)
         .set_policy(pb::SetPolicyRequest {
             tenant: "t".into(),
@@ -133,7 +133,7 @@ async fn weekly_cap(app: &TestApp, max_sends: u32) {
     .await;
 }
 
-async fn engage(
+pub(crate) async fn engage(
     app: &TestApp,
     prospect: &str,
     send_id: &str,
@@ -953,7 +953,7 @@ async fn erasing_a_prospect_forgets_its_remembered_decisions() {
     );
 }
 
-async fn engage_at(
+pub(crate) async fn engage_at(
     app: &TestApp,
     prospect: &str,
     send_id: &str,

@@ -99,6 +99,11 @@ impl TestApp {
         panic!("health stream ended before {service} was SERVING");
     }
 
+    /// The data directory the service runs on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Stops the service (draining requests) and waits for it to finish.
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(tx) = self.shutdown.take() {

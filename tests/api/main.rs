@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod compliance;
 mod content;
 mod gate;
 mod health;
