@@ -356,9 +356,8 @@ impl GateConfig {
             policy.fail_decision != Decision::Send || self.allow_fail_send,
             "the gate's fail decision is SEND: that needs --allow-fail-send"
         );
-        let retention = (self.retention_days > 0).then(|| {
-            Duration::from_secs(self.retention_days.saturating_mul(24 * 3600))
-        });
+        let retention = (self.retention_days > 0)
+            .then(|| Duration::from_secs(self.retention_days.saturating_mul(24 * 3600)));
         if let Some(retention) = retention {
             for (name, seconds) in policy.durations() {
                 anyhow::ensure!(

@@ -43,7 +43,10 @@ pub enum EngineError {
     /// The request conflicts with what is stored (a send id already used for another prospect
     /// or piece): retrying it cannot succeed. `field` names the request field at fault.
     #[error("{field}: {message}")]
-    Conflict { field: &'static str, message: String },
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     /// A bug: a codec failure, a panicked task, a damaged record. Not the caller's to retry.
     #[error("internal: {0}")]
     Internal(String),

@@ -143,14 +143,10 @@ impl GateService for GateApi {
         // Without a decision to follow, the candidate says what went out.
         let candidate = match (candidate, decision_id.is_empty()) {
             (None, false) => Some(None),
-            (raw, _) => convert::candidate(
-                &mut v,
-                "candidate",
-                raw,
-                "draft".into(),
-                &self.0.limits,
-            )
-            .map(Some),
+            (raw, _) => {
+                convert::candidate(&mut v, "candidate", raw, "draft".into(), &self.0.limits)
+                    .map(Some)
+            }
         };
         let decision_id = convert::decision_id(&mut v, decision_id);
         let channel = convert::channel(&mut v, channel);
@@ -164,11 +160,7 @@ impl GateService for GateApi {
             channel,
             sent_at: sent_at.unwrap_or(now),
         };
-        let send = self
-            .0
-            .engine
-            .record_send(&tenant, &prospect, input)
-            .await?;
+        let send = self.0.engine.record_send(&tenant, &prospect, input).await?;
         Ok(Response::new(convert::send_record_to_pb(send)))
     }
 
@@ -186,11 +178,7 @@ impl GateService for GateApi {
         let tenant = convert::tenant(&mut v, tenant);
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         require!(v; tenant, prospect);
-        let lifted = self
-            .0
-            .engine
-            .lift_suppression(&tenant, &prospect)
-            .await?;
+        let lifted = self.0.engine.lift_suppression(&tenant, &prospect).await?;
         Ok(Response::new(pb::LiftSuppressionResponse { lifted }))
     }
 

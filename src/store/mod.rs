@@ -219,12 +219,19 @@ pub trait VectorStore: Send + Sync {
     /// Creates or replaces an entry of the tenant's suppression list (opaque text), under
     /// `key`, a keyed hash of the prospect id. Entries belong to no prospect: erasing the
     /// prospect leaves them, and retention never purges them.
-    async fn put_suppression(&self, tenant: &Tenant, key: &str, entry: &str)
-    -> Result<(), StoreError>;
+    async fn put_suppression(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        entry: &str,
+    ) -> Result<(), StoreError>;
 
     /// A suppression entry, if there is one.
-    async fn get_suppression(&self, tenant: &Tenant, key: &str)
-    -> Result<Option<String>, StoreError>;
+    async fn get_suppression(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Removes a suppression entry; false when there was none.
     async fn delete_suppression(&self, tenant: &Tenant, key: &str) -> Result<bool, StoreError>;

@@ -80,21 +80,39 @@ async fn a_send_id_belongs_to_one_prospect_and_one_piece() {
     assert!(is(&first, pb::Decision::Send), "{first:?}");
 
     let other = gate(&app)
-        .check(check_request("chen", by_content("no-show"), "campaign-1", None))
+        .check(check_request(
+            "chen",
+            by_content("no-show"),
+            "campaign-1",
+            None,
+        ))
         .await
         .expect_err("another prospect under the same send id");
     assert_eq!(other.code(), Code::FailedPrecondition, "{other:?}");
     assert!(other.message().starts_with("send_id:"), "{other:?}");
-    assert!(!other.message().contains("ben"), "says nothing of the first: {other:?}");
+    assert!(
+        !other.message().contains("ben"),
+        "says nothing of the first: {other:?}"
+    );
 
     let ghost = gate(&app)
-        .check(check_request("ghost", by_content("access-reviews"), "campaign-1", None))
+        .check(check_request(
+            "ghost",
+            by_content("access-reviews"),
+            "campaign-1",
+            None,
+        ))
         .await
         .expect_err("a prospect that does not exist");
     assert_eq!(ghost.code(), Code::NotFound, "{ghost:?}");
 
     let piece = gate(&app)
-        .check(check_request("ben", by_content("checkout"), "campaign-1", None))
+        .check(check_request(
+            "ben",
+            by_content("checkout"),
+            "campaign-1",
+            None,
+        ))
         .await
         .expect_err("another piece under the same send id");
     assert_eq!(piece.code(), Code::FailedPrecondition, "{piece:?}");
@@ -116,7 +134,12 @@ async fn a_send_id_belongs_to_one_prospect_and_one_piece() {
     .await;
     assert!(is(&blast, pb::Decision::Reject), "{blast:?}");
     let reused = gate(&app)
-        .check(check_request("dara", by_content("company-news"), "campaign-2", None))
+        .check(check_request(
+            "dara",
+            by_content("company-news"),
+            "campaign-2",
+            None,
+        ))
         .await
         .expect_err("a refusal's send id for another prospect");
     assert_eq!(reused.code(), Code::FailedPrecondition, "{reused:?}");
@@ -130,7 +153,12 @@ async fn a_send_id_belongs_to_one_prospect_and_one_piece() {
         .await
         .unwrap();
     let erased = gate(&app)
-        .check(check_request("ben", by_content("access-reviews"), "campaign-1", None))
+        .check(check_request(
+            "ben",
+            by_content("access-reviews"),
+            "campaign-1",
+            None,
+        ))
         .await
         .expect_err("an erased prospect");
     assert_eq!(erased.code(), Code::NotFound, "{erased:?}");
@@ -140,7 +168,12 @@ async fn a_send_id_belongs_to_one_prospect_and_one_piece() {
 /// is REVIEW (docs/scoring.md).
 async fn young_tenant(app: &TestApp) {
     use pb::SignalSource::*;
-    upsert(app, "y", prospect("ben", "Ben Okafor", "Helix Bank", "CISO")).await;
+    upsert(
+        app,
+        "y",
+        prospect("ben", "Ben Okafor", "Helix Bank", "CISO"),
+    )
+    .await;
     add_signals(
         app,
         "y",
@@ -227,12 +260,18 @@ async fn a_reviewed_send_recorded_with_record_send_counts_for_every_rule() {
     // The same piece again is a repeat of the recorded send.
     let repeat = check(&app, young_check(by_content("access-reviews"), "r-2")).await;
     assert!(is(&repeat, pb::Decision::Reject), "{repeat:?}");
-    assert!(gate_codes(&repeat).contains(&ReasonCode::Repeat), "{repeat:?}");
+    assert!(
+        gate_codes(&repeat).contains(&ReasonCode::Repeat),
+        "{repeat:?}"
+    );
     assert_eq!(repeat.repeat_of_send_id, "r-1");
     // Another piece meets the cap of one a week, which the recorded send filled.
     let capped = check(&app, young_check(by_content("audit-trail"), "r-3")).await;
     assert!(is(&capped, pb::Decision::Reject), "{capped:?}");
-    assert!(gate_codes(&capped).contains(&ReasonCode::FrequencyCap), "{capped:?}");
+    assert!(
+        gate_codes(&capped).contains(&ReasonCode::FrequencyCap),
+        "{capped:?}"
+    );
 
     // History lists it, and a restart changes none of this.
     let history = |app: &TestApp| {
@@ -251,12 +290,17 @@ async fn a_reviewed_send_recorded_with_record_send_counts_for_every_rule() {
     };
     let events = history(&app).await;
     assert!(
-        events.iter().any(|e| matches!(&e.event, Some(pb::history_event::Event::Send(s)) if s.send_id == "r-1")),
+        events.iter().any(
+            |e| matches!(&e.event, Some(pb::history_event::Event::Send(s)) if s.send_id == "r-1")
+        ),
         "{events:?}"
     );
     let app = app.restart().await;
     let capped = check(&app, young_check(by_content("audit-trail"), "r-4")).await;
-    assert!(gate_codes(&capped).contains(&ReasonCode::FrequencyCap), "{capped:?}");
+    assert!(
+        gate_codes(&capped).contains(&ReasonCode::FrequencyCap),
+        "{capped:?}"
+    );
 
     // A send through another tool: no Check, the candidate says what went out.
     let elsewhere = record_send(
@@ -267,7 +311,10 @@ async fn a_reviewed_send_recorded_with_record_send_counts_for_every_rule() {
                 "y",
                 "ben",
                 "crm-77",
-                by_draft("Ben, access reviews", "Hi Ben, a note about access reviews."),
+                by_draft(
+                    "Ben, access reviews",
+                    "Hi Ben, a note about access reviews.",
+                ),
                 "",
             )
         },
@@ -285,12 +332,20 @@ async fn record_send_refuses_what_it_cannot_bind_and_names_the_field() {
     let draft = check(
         &app,
         young_check(
-            by_draft("Ben, SOX access reviews", "Hi Ben, automated certification for Helix Bank's SOX reviews."),
+            by_draft(
+                "Ben, SOX access reviews",
+                "Hi Ben, automated certification for Helix Bank's SOX reviews.",
+            ),
             "b-2",
         ),
     )
     .await;
-    upsert(&app, "y", prospect("chen", "Chen Wei", "Brightline", "Head")).await;
+    upsert(
+        &app,
+        "y",
+        prospect("chen", "Chen Wei", "Brightline", "Head"),
+    )
+    .await;
     let refused = |request: pb::RecordSendRequest| {
         let mut client = gate(&app);
         async move { client.record_send(request).await.expect_err("refused") }
@@ -360,7 +415,14 @@ async fn record_send_refuses_what_it_cannot_bind_and_names_the_field() {
         record_send_request("y", "ben", "b-1", None, &review.decision_id),
     )
     .await;
-    let taken = refused(record_send_request("y", "chen", "b-1", by_content("audit-trail"), "")).await;
+    let taken = refused(record_send_request(
+        "y",
+        "chen",
+        "b-1",
+        by_content("audit-trail"),
+        "",
+    ))
+    .await;
     assert_eq!(taken.code(), Code::FailedPrecondition, "{taken:?}");
     assert!(taken.message().contains("send_id"), "{taken:?}");
 }
@@ -371,9 +433,15 @@ async fn erasure_keeps_the_refusal_and_only_a_resubscribe_or_an_operator_lifts_i
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
     let now = now_secs();
-    engage_at(&app, "eli", "m1", pb::EngagementKind::Unsubscribed, now - 3600)
-        .await
-        .unwrap();
+    engage_at(
+        &app,
+        "eli",
+        "m1",
+        pb::EngagementKind::Unsubscribed,
+        now - 3600,
+    )
+    .await
+    .unwrap();
     app.prospects()
         .delete_prospect(pb::DeleteProspectRequest {
             tenant: "t".into(),
@@ -382,7 +450,12 @@ async fn erasure_keeps_the_refusal_and_only_a_resubscribe_or_an_operator_lifts_i
         .await
         .unwrap();
     // The CRM sync brings the person back.
-    upsert(&app, "t", prospect("eli", "Eli Novak", "Forge Manufacturing", "Plant Manager")).await;
+    upsert(
+        &app,
+        "t",
+        prospect("eli", "Eli Novak", "Forge Manufacturing", "Plant Manager"),
+    )
+    .await;
     add_signals(
         &app,
         "t",
@@ -399,8 +472,9 @@ async fn erasure_keeps_the_refusal_and_only_a_resubscribe_or_an_operator_lifts_i
 
     // The list holds a keyed hash, not the id, and no prospect's row.
     let file = app.data_dir().join("pertinent.sqlite3");
-    let db = rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let db =
+        rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let rows: Vec<(String, String)> = db
         .prepare("SELECT key, entry FROM suppressions")
         .unwrap()
@@ -410,12 +484,21 @@ async fn erasure_keeps_the_refusal_and_only_a_resubscribe_or_an_operator_lifts_i
         .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].0.len(), 64);
-    assert!(!rows[0].0.contains("eli") && !rows[0].1.contains("eli"), "{rows:?}");
+    assert!(
+        !rows[0].0.contains("eli") && !rows[0].1.contains("eli"),
+        "{rows:?}"
+    );
 
     // A re-subscribe older than the opt-out does not lift it; a newer one does.
-    engage_at(&app, "eli", "m0", pb::EngagementKind::Resubscribed, now - 7200)
-        .await
-        .unwrap();
+    engage_at(
+        &app,
+        "eli",
+        "m0",
+        pb::EngagementKind::Resubscribed,
+        now - 7200,
+    )
+    .await
+    .unwrap();
     let d = check(&app, check_request("eli", eli_draft(), "m3", None)).await;
     assert!(opted_out(&d), "{d:?}");
     engage_at(&app, "eli", "m4", pb::EngagementKind::Resubscribed, now)
@@ -452,7 +535,10 @@ async fn when_the_store_is_down_an_opted_out_prospect_is_rejected_whatever_the_f
     app.store.close();
     let d = check(&app, check_request("eli", eli_draft(), "f2", None)).await;
     assert!(opted_out(&d), "{d:?}");
-    assert!(gate_codes(&d).contains(&ReasonCode::StoreUnavailable), "{d:?}");
+    assert!(
+        gate_codes(&d).contains(&ReasonCode::StoreUnavailable),
+        "{d:?}"
+    );
     // Anyone else gets the fail decision, SEND here.
     let d = check(
         &app,
@@ -494,12 +580,24 @@ async fn a_flood_of_newer_events_cannot_push_an_opt_out_or_a_negative_reply_out_
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
     let now = now_secs();
-    engage_at(&app, "eli", "x-0", pb::EngagementKind::Unsubscribed, now - 7200)
-        .await
-        .unwrap();
-    engage_at(&app, "ben", "x-0", pb::EngagementKind::RepliedNegative, now - 7200)
-        .await
-        .unwrap();
+    engage_at(
+        &app,
+        "eli",
+        "x-0",
+        pb::EngagementKind::Unsubscribed,
+        now - 7200,
+    )
+    .await
+    .unwrap();
+    engage_at(
+        &app,
+        "ben",
+        "x-0",
+        pb::EngagementKind::RepliedNegative,
+        now - 7200,
+    )
+    .await
+    .unwrap();
     let floods = ["eli", "ben"]
         .into_iter()
         .flat_map(|who| (1..=1_100).map(move |i| (who, i)));
@@ -555,9 +653,15 @@ async fn retention_purges_old_history_but_never_the_opt_out() {
     engage_at(&app, "ben", "old-1", pb::EngagementKind::Opened, long_ago)
         .await
         .unwrap();
-    engage_at(&app, "eli", "old-2", pb::EngagementKind::Unsubscribed, long_ago)
-        .await
-        .unwrap();
+    engage_at(
+        &app,
+        "eli",
+        "old-2",
+        pb::EngagementKind::Unsubscribed,
+        long_ago,
+    )
+    .await
+    .unwrap();
     let before: Vec<String> = sends_in_history(&app, "ben")
         .await
         .into_iter()
@@ -650,7 +754,10 @@ impl Plug {
 #[ignore = "needs QDRANT_URL"]
 async fn on_qdrant_an_opted_out_prospect_is_rejected_when_the_server_refuses_connections() {
     let url = crate::store_contract::qdrant_url();
-    let target = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let target = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     let plug = Plug::new(target).await;
     let dir = tempfile::tempdir().unwrap();
     let collection = crate::store_contract::unique("pertinent-plug");
@@ -668,9 +775,16 @@ async fn on_qdrant_an_opted_out_prospect_is_rejected_when_the_server_refuses_con
     plug.unplug();
     let mut request = tonic::Request::new(check_request("eli", eli_draft(), "q3", None));
     request.set_timeout(Duration::from_secs(3));
-    let d = gate(&app).check(request).await.expect("an answer").into_inner();
+    let d = gate(&app)
+        .check(request)
+        .await
+        .expect("an answer")
+        .into_inner();
     assert!(opted_out(&d), "{d:?}");
-    assert!(gate_codes(&d).contains(&ReasonCode::StoreUnavailable), "{d:?}");
+    assert!(
+        gate_codes(&d).contains(&ReasonCode::StoreUnavailable),
+        "{d:?}"
+    );
     // Reads answer UNAVAILABLE, not INTERNAL: the server is away, the request is fine.
     let err = app
         .prospects()

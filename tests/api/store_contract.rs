@@ -366,8 +366,14 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
         Err(StoreError::MissingProspect)
     ));
     let listed = store.sends(&t, &pid("p1"), 4_000, 10).await.unwrap();
-    assert_eq!(listed, [reviewed.clone()]);
-    assert!(store.sends(&t, &pid("p2"), i64::MIN, 10).await.unwrap().is_empty());
+    assert_eq!(listed, std::slice::from_ref(&reviewed));
+    assert!(
+        store
+            .sends(&t, &pid("p2"), i64::MIN, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     assert_eq!(
         store.get_decision(&t, &sid("a")).await.unwrap().as_deref(),
@@ -390,10 +396,22 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
 
     // The suppression list: per tenant, by key, and it belongs to no prospect.
     assert_eq!(store.get_suppression(&t, "k1").await.unwrap(), None);
-    store.put_suppression(&t, "k1", "{\"since\":1}").await.unwrap();
-    store.put_suppression(&t, "k1", "{\"since\":2}").await.unwrap();
-    store.put_suppression(&t, "k2", "{\"since\":3}").await.unwrap();
-    store.put_suppression(&other, "k1", "{\"since\":4}").await.unwrap();
+    store
+        .put_suppression(&t, "k1", "{\"since\":1}")
+        .await
+        .unwrap();
+    store
+        .put_suppression(&t, "k1", "{\"since\":2}")
+        .await
+        .unwrap();
+    store
+        .put_suppression(&t, "k2", "{\"since\":3}")
+        .await
+        .unwrap();
+    store
+        .put_suppression(&other, "k1", "{\"since\":4}")
+        .await
+        .unwrap();
     assert_eq!(
         store.get_suppression(&t, "k1").await.unwrap().as_deref(),
         Some("{\"since\":2}")
@@ -423,7 +441,11 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
 
     // Retention: what is dated before the cut goes; prospects, signals, policies and the
     // suppression list stay.
-    let before = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap().len();
+    let before = store
+        .sends(&t, &pid("p1"), i64::MIN, 10)
+        .await
+        .unwrap()
+        .len();
     let purged = store.purge_before(2_000).await.unwrap();
     // Send a and its decision (1_000), and the five engagements (at 6 to 300); the store may
     // hold older records of other tests' tenants too.
@@ -431,7 +453,13 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     let kept = store.sends(&t, &pid("p1"), i64::MIN, 10).await.unwrap();
     assert_eq!(kept.len(), before - 1);
     assert!(kept.iter().all(|s| s.sent_at >= 2_000));
-    assert!(store.engagements(&t, &pid("p1"), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .engagements(&t, &pid("p1"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.get_decision(&t, &sid("a")).await.unwrap(), None);
     assert_eq!(
         store.get_decision(&t, &sid("b")).await.unwrap().as_deref(),
@@ -440,7 +468,12 @@ async fn contract(store: Arc<dyn VectorStore>, tenant: &str) {
     assert!(store.get_suppression(&t, "k1").await.unwrap().is_some());
     assert!(store.get_policy(&t).await.unwrap().is_some());
     assert_eq!(
-        store.prospect_signals(&t, &pid("p1")).await.unwrap().unwrap().len(),
+        store
+            .prospect_signals(&t, &pid("p1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .len(),
         2
     );
 

@@ -109,7 +109,11 @@ impl Caches {
                 Ok::<_, StoreError>(Arc::new(GateHistory {
                     sends_beyond: read.sends.len() >= window.limit,
                     replies_beyond: read.replies.len() >= window.limit,
-                    sends: read.sends.iter().map(|s| Arc::new(KeptSend::from(s))).collect(),
+                    sends: read
+                        .sends
+                        .iter()
+                        .map(|s| Arc::new(KeptSend::from(s)))
+                        .collect(),
                     replies: Arc::new(read.replies),
                     window,
                 }))
@@ -190,7 +194,12 @@ mod tests {
     #[test]
     fn a_send_goes_where_the_store_would_list_it() {
         // The store lists sends newest first, then by send id.
-        let h = history(vec![send("b", 30), send("a", 20), send("c", 20), send("d", 10)]);
+        let h = history(vec![
+            send("b", 30),
+            send("a", 20),
+            send("c", 20),
+            send("d", 10),
+        ]);
         let newest = h.with_send(send("z", 40));
         assert_eq!(order(&newest)[0], ("z".into(), 40));
         let tied = h.with_send(send("b2", 20));

@@ -138,7 +138,9 @@ fn bound_to(first: &GateOutcome, prospect: &ProspectId, judged: &str) -> Result<
     if !first.prospect_id.is_empty() && first.prospect_id != prospect.as_str() {
         return Err(EngineError::Conflict {
             field: "send_id",
-            message: "is already used for a send to another prospect; every send needs its own send_id".into(),
+            message:
+                "is already used for a send to another prospect; every send needs its own send_id"
+                    .into(),
         });
     }
     if !first.judged.is_empty() && first.judged != judged {
@@ -198,7 +200,10 @@ impl Engine {
         if purged > 0 {
             // Cached histories may hold what went; the decision memory expires on its own.
             self.caches.histories_purged();
-            tracing::info!(purged, "gate: retention purged old decisions, sends and engagements");
+            tracing::info!(
+                purged,
+                "gate: retention purged old decisions, sends and engagements"
+            );
         }
         Ok(purged)
     }
@@ -228,7 +233,8 @@ impl Engine {
         // check a second lookup.
         let cached = self.caches.cached_policy(tenant).await;
         let planned_at = input.planned_at.unwrap_or_else(now_millis);
-        let decided = tokio::time::timeout(budget, self.decide(tenant, prospect, input, cached.clone()));
+        let decided =
+            tokio::time::timeout(budget, self.decide(tenant, prospect, input, cached.clone()));
         let cause = match decided.await {
             Ok(Ok(outcome)) => return Ok(outcome),
             Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => cause,
@@ -306,7 +312,8 @@ impl Engine {
 
     /// A retry gets the first decision of its send id (from memory, else the store); anything
     /// else is decided afresh. A dry run is always decided afresh, unless every decision is
-    /// stored (`--record-decisions all`).
+    /// stored (`--record-decisions all`). The lookup runs beside the scoring, so that it adds
+    /// no latency; a retry throws the score away.
     async fn decide(
         &self,
         tenant: &Tenant,
@@ -315,34 +322,46 @@ impl Engine {
         policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
         let judged = judged_key(&input.candidate);
-        if (!input.dry_run || self.gate.record_all)
-            && let Some(first) = self
-                .earlier_decision(tenant, prospect, &input.send_id, &judged)
-                .await?
-        {
+        let now = now_millis();
+        let look_up = !input.dry_run || self.gate.record_all;
+        let (earlier, scored) = tokio::join!(
+            async {
+                match look_up {
+                    true => {
+                        self.earlier_decision(tenant, prospect, &input.send_id, &judged)
+                            .await
+                    }
+                    false => Ok(None),
+                }
+            },
+            self.score_check(tenant, prospect, &input, now),
+        );
+        // A retry is answered even when the piece has gone since.
+        if let Some(first) = earlier? {
             return Ok(first);
         }
-        self.decide_afresh(tenant, prospect, input, judged, policy)
+        self.decide_afresh(tenant, prospect, input, judged, scored?, now, policy)
             .await
     }
 
-    /// The three steps of a check: score (outside the lock), judge under the prospect's lock,
-    /// record (still holding it, so that the next check of the prospect sees this one).
+    /// Judges under the prospect's lock, then records (still holding it, so that the next
+    /// check of the prospect sees this one).
+    #[allow(clippy::too_many_arguments)]
     async fn decide_afresh(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
         input: CheckInput,
         judged: String,
+        scored: ScoredCheck,
+        now: Millis,
         policy: Option<Arc<GatePolicy>>,
     ) -> Result<GateOutcome, EngineError> {
         let policy = match policy {
             Some(policy) => policy,
             None => self.gate_policy(tenant).await?,
         };
-        let now = now_millis();
         let planned_at = input.planned_at.unwrap_or(now);
-        let scored = self.score_check(tenant, prospect, &input, now).await?;
 
         let serial = self
             .caches
@@ -364,7 +383,9 @@ impl Engine {
             outcome.decision_id = decision_id(tenant, &input.send_id);
         }
         let stored = self
-            .record_check(tenant, prospect, &input, scored, outcome, planned_at, now, serial)
+            .record_check(
+                tenant, prospect, &input, scored, outcome, planned_at, now, serial,
+            )
             .await?;
         if stored.replayed {
             bound_to(&stored, prospect, &judged)?;

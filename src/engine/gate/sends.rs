@@ -25,7 +25,10 @@ impl Engine {
         input: RecordSendInput,
     ) -> Result<SendRecord, EngineError> {
         let followed = match &input.decision_id {
-            Some(id) => Some(self.followed_decision(tenant, prospect, &input.send_id, id).await?),
+            Some(id) => Some(
+                self.followed_decision(tenant, prospect, &input.send_id, id)
+                    .await?,
+            ),
             None => None,
         };
         let candidate = match (input.candidate, followed) {
@@ -49,7 +52,10 @@ impl Engine {
                 });
             }
         };
-        let resolved = self.resolve(tenant, vec![candidate.clone()]).await?.remove(0);
+        let resolved = self
+            .resolve(tenant, vec![candidate.clone()])
+            .await?
+            .remove(0);
         let text = match (&candidate, &resolved.content) {
             (CandidateInput::Draft { title, body, .. }, _) => embedding_text(title, body.as_str()),
             (CandidateInput::Content(_), Some(id)) => self
@@ -60,7 +66,9 @@ impl Engine {
                 .text
                 .clone(),
             (CandidateInput::Content(id), None) => {
-                return Err(EngineError::Internal(format!("content {id} resolved without its id")));
+                return Err(EngineError::Internal(format!(
+                    "content {id} resolved without its id"
+                )));
             }
         };
         let send = SendRecord {

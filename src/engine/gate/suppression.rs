@@ -95,8 +95,9 @@ impl Suppressions {
         let entries = store.suppressions().await?;
         let mut loaded = HashMap::with_capacity(entries.len());
         for (tenant, key, entry) in entries {
-            let key = unhex(&key)
-                .ok_or_else(|| EngineError::Internal("a stored suppression key is damaged".into()))?;
+            let key = unhex(&key).ok_or_else(|| {
+                EngineError::Internal("a stored suppression key is damaged".into())
+            })?;
             loaded.insert((tenant, key), decode(&entry)?);
         }
         let n = loaded.len();
@@ -175,7 +176,9 @@ impl Engine {
         tenant: &Tenant,
         prospect: &ProspectId,
     ) -> Result<Option<OptOut>, EngineError> {
-        self.suppressions.lookup(&*self.store, tenant, prospect).await
+        self.suppressions
+            .lookup(&*self.store, tenant, prospect)
+            .await
     }
 
     /// Lifts a prospect's suppression, whether or not the prospect exists (an operator's

@@ -15,7 +15,10 @@ pub fn decision_id(v: &mut Violations, raw: String) -> Option<Option<String>> {
     match uuid::Uuid::parse_str(&raw) {
         Ok(id) => Some(Some(id.to_string())),
         Err(_) => {
-            v.add("decision_id", "must be a decision_id the gate returned (a UUID)");
+            v.add(
+                "decision_id",
+                "must be a decision_id the gate returned (a UUID)",
+            );
             None
         }
     }

@@ -30,7 +30,10 @@ impl OptOut {
     /// before the opt-out is refused too: the person has said stop, whatever the schedule.
     pub fn holds_at(&self, planned_at: Millis, policy: &GatePolicy) -> bool {
         policy.opt_out_seconds == 0
-            || planned_at < self.since.saturating_add(duration_millis(policy.opt_out_seconds))
+            || planned_at
+                < self
+                    .since
+                    .saturating_add(duration_millis(policy.opt_out_seconds))
     }
 }
 
@@ -385,7 +388,10 @@ mod tests {
         assert_eq!(at(&first, NOW).next_allowed_at, Some(NOW + DAY));
         assert!(at(&first, NOW + DAY).reasons.is_empty());
         // A send scheduled before the opt-out is refused as well.
-        assert_eq!(codes(&at(&first, NOW - 20 * DAY)), vec![ReasonCode::OptedOut]);
+        assert_eq!(
+            codes(&at(&first, NOW - 20 * DAY)),
+            vec![ReasonCode::OptedOut]
+        );
         let both = first.and(OptOut {
             since: NOW - DAY,
             complained: true,
