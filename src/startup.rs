@@ -128,6 +128,7 @@ impl App {
             content_cache_bytes: settings.store.content_cache_mib * 1024 * 1024,
             decision_memory_bytes: settings.gate.decision_memory_mib * 1024 * 1024,
             decision_memory_ttl: Duration::from_secs(settings.gate.decision_memory_minutes * 60),
+            exclusive_store: matches!(handle, StoreHandle::Sqlite(_)),
         };
         let gate = settings.gate.load()?;
         let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));

@@ -77,6 +77,10 @@ pub struct EngineLimits {
     /// Bytes of recent gate decisions to remember for retries, and for how long.
     pub decision_memory_bytes: u64,
     pub decision_memory_ttl: Duration,
+    /// This process is the store's only writer (the embedded store): what it holds in memory
+    /// of the gate's histories, decisions and suppression list is exact, so a check need not
+    /// ask the store what only another writer could have changed.
+    pub exclusive_store: bool,
 }
 
 /// A signal as a client sends it, before embedding.
@@ -135,6 +139,8 @@ pub struct Engine {
     gate: gate::GateSettings,
     caches: Arc<Caches>,
     suppressions: Arc<gate::Suppressions>,
+    /// See `EngineLimits::exclusive_store`.
+    exclusive_store: bool,
     /// Checks answered SEND because the store could not be reached (`--allow-fail-send`).
     fail_sends: std::sync::atomic::AtomicU64,
     in_flight: Arc<Semaphore>,
@@ -172,7 +178,8 @@ impl Engine {
             embedder,
             store,
             caches: Arc::new(Caches::new(&limits)),
-            suppressions: Arc::new(gate::Suppressions::default()),
+            suppressions: Arc::new(gate::Suppressions::new(limits.exclusive_store)),
+            exclusive_store: limits.exclusive_store,
             fail_sends: std::sync::atomic::AtomicU64::new(0),
             config,
             gate,

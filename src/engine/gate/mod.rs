@@ -300,6 +300,9 @@ impl Engine {
     ) -> Result<Option<GateOutcome>, EngineError> {
         let first = match self.caches.decisions.get(tenant, send_id) {
             Some(kept) => recall(kept.decision())?,
+            // The embedded store's own decisions: asked for under the lock when the history
+            // lists the send id, and found by the write of any decision that would be stored.
+            None if self.exclusive_store => return Ok(None),
             None => match self.store.get_decision(tenant, send_id).await? {
                 Some(stored) => replay(&stored)?,
                 None => return Ok(None),
@@ -374,9 +377,18 @@ impl Engine {
             bound_to(&first, prospect, &judged)?;
             return Ok(first);
         }
-        let mut outcome = self
+        let (mut outcome, listed) = self
             .judge(tenant, prospect, &input, &scored, planned_at, &policy)
             .await?;
+        // A send of this send id that this process no longer remembers (a restart): its
+        // decision is in the store.
+        if listed
+            && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await?
+        {
+            let first = replay(&stored)?;
+            bound_to(&first, prospect, &judged)?;
+            return Ok(first);
+        }
         outcome.prospect_id = prospect.to_string();
         outcome.judged = judged.clone();
         if !input.dry_run {
@@ -427,7 +439,8 @@ impl Engine {
     }
 
     /// Step two, under the prospect's lock: the opt-out state and the history within the
-    /// policy's window, read together, then every rule.
+    /// policy's window, read together, then every rule. Also says whether the history lists a
+    /// send of this send id.
     async fn judge(
         &self,
         tenant: &Tenant,
@@ -436,7 +449,7 @@ impl Engine {
         check: &ScoredCheck,
         planned_at: Millis,
         policy: &GatePolicy,
-    ) -> Result<GateOutcome, EngineError> {
+    ) -> Result<(GateOutcome, bool), EngineError> {
         let window = HistoryWindow {
             sends_since: planned_at.saturating_sub(policy.lookback_millis()),
             replies_since: planned_at.saturating_sub(policy.cooldown_millis()),
@@ -447,6 +460,7 @@ impl Engine {
             self.opt_out(tenant, prospect),
         );
         let (history, opt_out) = (history?, opt_out?);
+        let listed = history.sends.iter().any(|s| s.send_id == input.send_id);
         let past: Vec<PastSend<'_>> = history
             .sends
             .iter()
@@ -479,7 +493,7 @@ impl Engine {
         let decision = scored.assessment.decision.max(findings.decision);
         let mut reasons = findings.reasons;
         reasons.extend(scored.assessment.reasons.iter().cloned());
-        Ok(GateOutcome {
+        let outcome = GateOutcome {
             result: Some(scored),
             decision,
             reasons,
@@ -489,7 +503,8 @@ impl Engine {
             replayed: false,
             prospect_id: String::new(),
             judged: String::new(),
-        })
+        };
+        Ok((outcome, listed))
     }
 
     /// Step three: store the decision (SEND with its send, REVIEW alone, every decision with

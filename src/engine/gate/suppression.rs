@@ -1,7 +1,9 @@
 //! The suppression list: each tenant's opt-out states, keyed by a keyed hash of the prospect id
 //! (HMAC-SHA256 under a secret of the deployment), so that the list holds no ids and outlives
 //! the prospect's erasure. Read in one lookup by every Check; every entry is also held in
-//! memory, so that the gate still refuses an opted-out prospect when the store is down.
+//! memory, so that the gate still refuses an opted-out prospect when the store is down. With
+//! the embedded store this process is the only writer and memory is exact: the lookup is a
+//! map read.
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -24,9 +26,18 @@ type Key = [u8; 32];
 pub(crate) struct Suppressions {
     secret: OnceLock<Vec<u8>>,
     states: RwLock<HashMap<(Tenant, Key), OptOut>>,
+    /// Memory holds every change (this process is the store's only writer).
+    exact: bool,
 }
 
 impl Suppressions {
+    pub(crate) fn new(exact: bool) -> Self {
+        Self {
+            exact,
+            ..Self::default()
+        }
+    }
+
     fn key(&self, tenant: &Tenant, prospect: &ProspectId) -> Result<Key, EngineError> {
         let secret = self
             .secret
@@ -105,7 +116,8 @@ impl Suppressions {
         Ok(n)
     }
 
-    /// The prospect's opt-out, from the store (one lookup); memory follows what it says.
+    /// The prospect's opt-out: one lookup in the store (memory follows what it says), or in
+    /// memory when memory is exact.
     pub(super) async fn lookup(
         &self,
         store: &dyn VectorStore,
@@ -113,6 +125,9 @@ impl Suppressions {
         prospect: &ProspectId,
     ) -> Result<Option<OptOut>, EngineError> {
         let key = self.key(tenant, prospect)?;
+        if self.exact {
+            return Ok(self.remembered(tenant, prospect));
+        }
         let state = match store.get_suppression(tenant, &hex(&key)).await? {
             Some(entry) => Some(decode(&entry)?),
             None => None,
