@@ -30,6 +30,37 @@ pub enum Command {
     Eval(crate::eval::EvalSettings),
     /// Drives a service with gRPC load and prints throughput, latency and memory.
     Bench(crate::bench::BenchSettings),
+    /// Manages the API key file (docs/security.md).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `pertinent keys ...`: so that no one edits hashes by hand.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Adds a key to the file (created if missing) and prints its secret, once, alone on one
+    /// line of stdout. The file keeps only its hash.
+    Add {
+        /// The key file (the one --api-keys-file names).
+        #[arg(long)]
+        file: PathBuf,
+        /// The key's id: 1-64 letters, digits, '-' or '_'; logged with every refusal.
+        #[arg(long)]
+        id: String,
+        /// Tenants the key may act for, comma-separated, or '*' for every tenant.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tenants: Vec<String>,
+        /// read, write or admin.
+        #[arg(long)]
+        role: crate::auth::Role,
+    },
+    /// Removes a key from the file; a running service stops accepting it within a second.
+    Revoke {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// Everything `pertinent serve` needs.
@@ -56,6 +87,28 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+
+    #[command(flatten)]
+    pub security: SecuritySettings,
+}
+
+/// Who may connect, and how (docs/security.md).
+#[derive(Debug, Clone, Args)]
+pub struct SecuritySettings {
+    /// JSON file of API keys (`pertinent keys add` writes it): each key's id, the hash of its
+    /// secret, its tenants and its role. Re-read when it changes. Without it the service has no
+    /// authentication and listens only on a loopback address unless --insecure-no-auth.
+    #[arg(long, env = "PERTINENT_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// Serve without API keys on a non-loopback address: anyone who reaches the port can read
+    /// and erase every tenant's data. Logged at every start.
+    #[arg(long, env = "PERTINENT_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Serve gRPC server reflection (v1), open to every caller like health.
+    #[arg(long, env = "PERTINENT_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reflection: bool,
 }
 
 /// Where vectors and records live.
@@ -69,9 +122,18 @@ pub struct StoreSettings {
     #[arg(long, env = "PERTINENT_QDRANT_URL")]
     pub qdrant_url: Option<String>,
 
-    /// Qdrant API key.
-    #[arg(long, env = "PERTINENT_QDRANT_API_KEY")]
+    /// Qdrant API key (its value is never printed by --help). Prefer --qdrant-api-key-file,
+    /// which keeps it out of process listings and the environment.
+    #[arg(long, env = "PERTINENT_QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<Secret>,
+
+    /// File holding the Qdrant API key (trailing whitespace ignored); read once at start.
+    #[arg(
+        long,
+        env = "PERTINENT_QDRANT_API_KEY_FILE",
+        conflicts_with = "qdrant_api_key"
+    )]
+    pub qdrant_api_key_file: Option<PathBuf>,
 
     /// Qdrant collection holding all of pertinent's points (created on start if missing).
     #[arg(long, env = "PERTINENT_QDRANT_COLLECTION", default_value = "pertinent")]
@@ -500,6 +562,24 @@ impl ServeSettings {
         );
         self.scoring.load()?;
         self.gate.load()?;
+        if let Some(path) = self.store.qdrant_api_key_file.take() {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!("reading --qdrant-api-key-file {}: {e}", path.display())
+            })?;
+            let key = text.trim_end();
+            anyhow::ensure!(
+                !key.is_empty(),
+                "--qdrant-api-key-file {} is empty",
+                path.display()
+            );
+            self.store.qdrant_api_key = Some(Secret(key.to_owned()));
+        }
+        let s = &self.security;
+        anyhow::ensure!(
+            s.api_keys_file.is_some() || s.insecure_no_auth || self.listen.ip().is_loopback(),
+            "listening on {} without API keys would let anyone who reaches the port read and erase every tenant's data: give --api-keys-file, or --insecure-no-auth to accept that",
+            self.listen
+        );
         Ok(self)
     }
 
@@ -516,7 +596,9 @@ impl ServeSettings {
         ]);
         match cli.command {
             Command::Serve(settings) => *settings,
-            Command::Eval(_) | Command::Bench(_) => unreachable!("parsed a serve command"),
+            Command::Eval(_) | Command::Bench(_) | Command::Keys(_) => {
+                unreachable!("parsed a serve command")
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! main.rs ─ config ─ telemetry ─ startup          process wiring; the only place naming adapters
+//!               auth/                              API keys, roles, tenants: before any decode
 //!               grpc/                              proto <-> domain, validation, error mapping
 //!               engine                             async orchestration, caches, limits
 //!   scoring/   embedding::Embedder   store::VectorStore      pure maths | ports (+ adapters)
@@ -17,6 +18,7 @@
 //! `regex` for the gate's merge-field patterns), and take `now` as an argument instead of
 //! reading a clock.
 
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod domain;

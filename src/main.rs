@@ -24,5 +24,6 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Eval(settings) => pertinent::eval::run(settings).await,
         Command::Bench(settings) => pertinent::bench::run(settings).await,
+        Command::Keys(command) => pertinent::auth::keys::run(command),
     }
 }

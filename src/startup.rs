@@ -14,6 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::{AuthLayer, Authenticator};
 use crate::config::ServeSettings;
 use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
@@ -40,6 +41,8 @@ pub struct App {
     handlers: Handlers,
     max_message_bytes: usize,
     store: StoreHandle,
+    auth: Option<Arc<Authenticator>>,
+    reflection: bool,
 }
 
 /// The concrete store behind the engine, kept for orderly shutdown.
@@ -130,6 +133,20 @@ impl App {
             decision_memory_ttl: Duration::from_secs(settings.gate.decision_memory_minutes * 60),
             exclusive_store: matches!(handle, StoreHandle::Sqlite(_)),
         };
+        let auth = match &settings.security.api_keys_file {
+            Some(path) => Some(Authenticator::load(path.clone())?),
+            None => None,
+        };
+        if auth.is_none() {
+            if settings.security.insecure_no_auth && !settings.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %settings.listen,
+                    "--insecure-no-auth: no API keys; anyone who reaches this port can read and erase every tenant's data"
+                );
+            } else {
+                tracing::info!("no API keys (--api-keys-file): listening on loopback only");
+            }
+        }
         let gate = settings.gate.load()?;
         let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));
         // Before serving: the gate must know every opt-out even if the store fails later.
@@ -165,6 +182,8 @@ impl App {
             handlers,
             max_message_bytes: settings.limits.max_message_bytes,
             store: handle,
+            auth,
+            reflection: settings.security.reflection,
         })
     }
 
@@ -191,6 +210,7 @@ impl App {
             .context("building the reflection service")?;
 
         let readiness = tokio::spawn(watch_readiness(self.engine.clone(), reporter.clone()));
+        let keys = self.auth.clone().map(|a| tokio::spawn(a.watch()));
         let retention = tokio::spawn(purge_periodically(self.engine.clone()));
         let n = self.max_message_bytes;
         let h = &self.handlers;
@@ -198,8 +218,10 @@ impl App {
         tracing::info!(%addr, "serving gRPC");
         let result = Server::builder()
             .trace_fn(crate::telemetry::request_span)
+            // Keys are checked from the headers, before any request body is decoded.
+            .layer(AuthLayer::new(self.auth.clone()))
             .add_service(health)
-            .add_service(reflection)
+            .add_optional_service(self.reflection.then_some(reflection))
             .add_service(
                 ProspectServiceServer::new(ProspectApi(h.clone()))
                     .max_decoding_message_size(n)
@@ -232,6 +254,9 @@ impl App {
                     shutdown.await;
                     readiness.abort();
                     retention.abort();
+                    if let Some(keys) = &keys {
+                        keys.abort();
+                    }
                     set_all(&reporter, ServingStatus::NotServing).await;
                     tracing::info!("shutting down: draining in-flight requests");
                 },

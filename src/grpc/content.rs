@@ -2,6 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::auth::Role;
+
 use super::convert;
 use super::error::Violations;
 use super::pb::{self, content_service_server::ContentService};
@@ -18,9 +20,16 @@ impl ContentService for ContentApi {
         request: Request<pb::RegisterContentRequest>,
     ) -> Result<Response<pb::Content>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::RegisterContentRequest { tenant, content } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ContentService/RegisterContent",
+            Role::Read,
+        )?;
         let content = convert::content(&mut v, content, &self.0.limits);
         require!(v; tenant, content);
         let stored = self.0.engine.register_content(&tenant, content).await?;
@@ -33,9 +42,16 @@ impl ContentService for ContentApi {
         request: Request<pb::GetContentRequest>,
     ) -> Result<Response<pb::Content>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::GetContentRequest { tenant, id } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ContentService/GetContent",
+            Role::Read,
+        )?;
         let id = convert::content_id(&mut v, "id", id);
         require!(v; tenant, id);
         let stored = self.0.engine.get_content(&tenant, &id).await?;
@@ -48,9 +64,16 @@ impl ContentService for ContentApi {
         request: Request<pb::DeleteContentRequest>,
     ) -> Result<Response<pb::DeleteContentResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::DeleteContentRequest { tenant, id } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ContentService/DeleteContent",
+            Role::Read,
+        )?;
         let id = convert::content_id(&mut v, "id", id);
         require!(v; tenant, id);
         let deleted = self.0.engine.delete_content(&tenant, &id).await?;

@@ -2,6 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::auth::Role;
+
 use super::convert;
 use super::error::Violations;
 use super::pb::{self, gate_service_server::GateService};
@@ -21,6 +23,7 @@ impl GateService for GateApi {
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::GateDecision>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let deadline = super::deadline::caller_deadline(request.metadata());
         let pb::CheckRequest {
             tenant,
@@ -33,6 +36,12 @@ impl GateService for GateApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "GateService/Check",
+            if dry_run { Role::Read } else { Role::Write },
+        )?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let candidate = convert::candidate(
             &mut v,
@@ -67,6 +76,7 @@ impl GateService for GateApi {
         request: Request<pb::EngagementRequest>,
     ) -> Result<Response<pb::EngagementResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::EngagementRequest {
             tenant,
             prospect_id,
@@ -77,6 +87,12 @@ impl GateService for GateApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "GateService/RecordEngagement",
+            Role::Read,
+        )?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let send_id = convert::send_id(&mut v, "send_id", send_id);
         let kind = convert::engagement_kind(&mut v, kind);
@@ -104,12 +120,14 @@ impl GateService for GateApi {
         request: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::HistoryRequest {
             tenant,
             prospect_id,
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(&grant, tenant.as_ref(), "GateService/History", Role::Read)?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         require!(v; tenant, prospect);
         let events = self.0.engine.history(&tenant, &prospect).await?;
@@ -127,6 +145,7 @@ impl GateService for GateApi {
         request: Request<pb::RecordSendRequest>,
     ) -> Result<Response<pb::SendRecord>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::RecordSendRequest {
             tenant,
             prospect_id,
@@ -138,6 +157,12 @@ impl GateService for GateApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "GateService/RecordSend",
+            Role::Read,
+        )?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let send_id = convert::send_id(&mut v, "send_id", send_id);
         // Without a decision to follow, the candidate says what went out.
@@ -170,12 +195,19 @@ impl GateService for GateApi {
         request: Request<pb::LiftSuppressionRequest>,
     ) -> Result<Response<pb::LiftSuppressionResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::LiftSuppressionRequest {
             tenant,
             prospect_id,
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "GateService/LiftSuppression",
+            Role::Read,
+        )?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         require!(v; tenant, prospect);
         let lifted = self.0.engine.lift_suppression(&tenant, &prospect).await?;
@@ -188,9 +220,11 @@ impl GateService for GateApi {
         request: Request<pb::SetPolicyRequest>,
     ) -> Result<Response<pb::Policy>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::SetPolicyRequest { tenant, policy } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(&grant, tenant.as_ref(), "GateService/SetPolicy", Role::Read)?;
         let engine = &self.0.engine;
         let bounds = convert::PolicyBounds {
             allow_fail_send: engine.allows_fail_send(),
@@ -208,9 +242,11 @@ impl GateService for GateApi {
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::Policy>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::GetPolicyRequest { tenant } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(&grant, tenant.as_ref(), "GateService/GetPolicy", Role::Read)?;
         require!(v; tenant);
         let policy = self.0.engine.gate_policy(&tenant).await?;
         Ok(Response::new(convert::policy_to_pb(&policy)))

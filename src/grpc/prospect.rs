@@ -2,6 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::auth::Role;
+
 use super::convert;
 use super::error::Violations;
 use super::pb::{self, prospect_service_server::ProspectService};
@@ -19,9 +21,16 @@ impl ProspectService for ProspectApi {
         request: Request<pb::UpsertProspectRequest>,
     ) -> Result<Response<pb::Prospect>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::UpsertProspectRequest { tenant, prospect } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ProspectService/UpsertProspect",
+            Role::Read,
+        )?;
         let prospect = convert::prospect(&mut v, prospect);
         require!(v; tenant, prospect);
         let stored = self.0.engine.upsert_prospect(&tenant, prospect).await?;
@@ -34,9 +43,16 @@ impl ProspectService for ProspectApi {
         request: Request<pb::GetProspectRequest>,
     ) -> Result<Response<pb::Prospect>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::GetProspectRequest { tenant, id } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ProspectService/GetProspect",
+            Role::Read,
+        )?;
         let id = convert::prospect_id(&mut v, "id", id);
         require!(v; tenant, id);
         let stored = self.0.engine.get_prospect(&tenant, &id).await?;
@@ -49,9 +65,16 @@ impl ProspectService for ProspectApi {
         request: Request<pb::DeleteProspectRequest>,
     ) -> Result<Response<pb::DeleteProspectResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::DeleteProspectRequest { tenant, id } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ProspectService/DeleteProspect",
+            Role::Read,
+        )?;
         let id = convert::prospect_id(&mut v, "id", id);
         require!(v; tenant, id);
         let deleted = self.0.engine.delete_prospect(&tenant, &id).await?;
@@ -67,6 +90,7 @@ impl ProspectService for ProspectApi {
         request: Request<pb::AddSignalsRequest>,
     ) -> Result<Response<pb::AddSignalsResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::AddSignalsRequest {
             tenant,
             prospect_id,
@@ -74,6 +98,12 @@ impl ProspectService for ProspectApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ProspectService/AddSignals",
+            Role::Read,
+        )?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let signals = convert::signals(&mut v, signals, &self.0.limits, now_millis());
         require!(v; tenant, prospect, signals);
@@ -95,6 +125,7 @@ impl ProspectService for ProspectApi {
         request: Request<pb::DeleteSignalsRequest>,
     ) -> Result<Response<pb::DeleteSignalsResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::DeleteSignalsRequest {
             tenant,
             prospect_id,
@@ -102,6 +133,12 @@ impl ProspectService for ProspectApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ProspectService/DeleteSignals",
+            Role::Read,
+        )?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let ids = convert::signal_ids(&mut v, ids, &self.0.limits);
         require!(v; tenant, prospect, ids);

@@ -2,6 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::auth::Role;
+
 use super::convert;
 use super::error::Violations;
 use super::pb::{self, scoring_service_server::ScoringService};
@@ -18,6 +20,7 @@ impl ScoringService for ScoringApi {
         request: Request<pb::ScoreRequest>,
     ) -> Result<Response<pb::ScoreResult>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::ScoreRequest {
             tenant,
             prospect_id,
@@ -25,6 +28,7 @@ impl ScoringService for ScoringApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(&grant, tenant.as_ref(), "ScoringService/Score", Role::Read)?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let candidate = convert::candidate(
             &mut v,
@@ -44,6 +48,7 @@ impl ScoringService for ScoringApi {
         request: Request<pb::RankRequest>,
     ) -> Result<Response<pb::RankResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::RankRequest {
             tenant,
             prospect_id,
@@ -52,6 +57,7 @@ impl ScoringService for ScoringApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(&grant, tenant.as_ref(), "ScoringService/Rank", Role::Read)?;
         let prospect = convert::prospect_id(&mut v, "prospect_id", prospect_id);
         let candidates = convert::candidates(&mut v, candidates, &self.0.limits);
         require!(v; tenant, prospect, candidates);
@@ -71,6 +77,7 @@ impl ScoringService for ScoringApi {
         request: Request<pb::FindAudienceRequest>,
     ) -> Result<Response<pb::FindAudienceResponse>, Status> {
         let _permit = self.0.engine.admit()?;
+        let grant = crate::auth::grant_of(&request);
         let pb::FindAudienceRequest {
             tenant,
             candidate,
@@ -78,6 +85,12 @@ impl ScoringService for ScoringApi {
         } = request.into_inner();
         let mut v = Violations::default();
         let tenant = convert::tenant(&mut v, tenant);
+        crate::auth::permit(
+            &grant,
+            tenant.as_ref(),
+            "ScoringService/FindAudience",
+            Role::Read,
+        )?;
         let candidate = convert::candidate(
             &mut v,
             "candidate",

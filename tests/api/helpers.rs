@@ -99,6 +99,11 @@ impl TestApp {
         panic!("health stream ended before {service} was SERVING");
     }
 
+    /// Keeps `dir` (a temporary directory the test made) alive as long as the service.
+    pub fn keep(&mut self, dir: tempfile::TempDir) {
+        self._temp = Some(dir);
+    }
+
     /// The data directory the service runs on.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

@@ -12,5 +12,6 @@ mod persistence;
 mod prospects;
 mod quality;
 mod scoring;
+mod security;
 mod store_contract;
 mod validation;

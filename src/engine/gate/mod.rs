@@ -382,9 +382,7 @@ impl Engine {
             .await?;
         // A send of this send id that this process no longer remembers (a restart): its
         // decision is in the store.
-        if listed
-            && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await?
-        {
+        if listed && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
             let first = replay(&stored)?;
             bound_to(&first, prospect, &judged)?;
             return Ok(first);
