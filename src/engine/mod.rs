@@ -203,12 +203,20 @@ impl Engine {
             .map_err(|_| EngineError::Overloaded("too many requests in flight"))
     }
 
-    /// Embeds texts, taking identical texts embedded before from the cache.
-    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Arc<Vec<f32>>>, EngineError> {
+    /// Embeds texts, taking identical texts the tenant embedded recently from the cache.
+    async fn embed(
+        &self,
+        tenant: &Tenant,
+        texts: Vec<String>,
+    ) -> Result<Vec<Arc<Vec<f32>>>, EngineError> {
         let mut out: Vec<Option<Arc<Vec<f32>>>> = Vec::with_capacity(texts.len());
         let mut missing = Vec::new();
-        for (i, text) in texts.iter().enumerate() {
-            let hit = self.caches.texts.get(text).await;
+        let keys: Vec<_> = texts
+            .iter()
+            .map(|t| (tenant.clone(), cache::text_key(t)))
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            let hit = self.caches.texts.get(key).await;
             if hit.is_none() {
                 missing.push(i);
             }
@@ -224,7 +232,7 @@ impl Engine {
                 let vector = Arc::new(vector);
                 self.caches
                     .texts
-                    .insert(texts[i].clone(), vector.clone())
+                    .insert(keys[i].clone(), vector.clone())
                     .await;
                 out[i] = Some(vector);
             }

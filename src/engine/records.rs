@@ -75,10 +75,24 @@ impl Engine {
         );
         let deleted = detached(async move {
             let _serial = serial;
+            // The texts whose embeddings the cache may hold: its signals and what was sent.
+            let (signals, sends) = tokio::join!(
+                store.prospect_signals(&tenant, &id),
+                store.sends(&tenant, &id, crate::domain::Millis::MIN, usize::MAX),
+            );
+            let mut texts: Vec<String> = signals
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .map(|s| s.text.as_str().to_owned())
+                .collect();
+            texts.extend(sends.into_iter().flatten().map(|s| s.text));
             let deleted = store.delete_prospect(&tenant, &id).await;
             // Invalidate even on error: part of the erasure may have happened.
             caches.prospect_changed(&tenant, &id).await;
             caches.decisions.forget_prospect(&tenant, &id);
+            caches.forget_texts(&tenant, &texts).await;
             deleted
         })
         .await?;
@@ -98,7 +112,7 @@ impl Engine {
             return Err(not_found("prospect", prospect));
         }
         let texts = signals.iter().map(|s| s.text.as_str().to_owned()).collect();
-        let vectors = self.embed(texts).await?;
+        let vectors = self.embed(tenant, texts).await?;
         let now = now_millis();
         let records: Vec<SignalRecord> = signals
             .into_iter()
@@ -153,7 +167,7 @@ impl Engine {
     ) -> Result<ContentRecord, EngineError> {
         let text = embedding_text(&content.title, content.body.as_str());
         let vector =
-            self.embed(vec![text]).await?.pop().ok_or_else(|| {
+            self.embed(tenant, vec![text]).await?.pop().ok_or_else(|| {
                 EngineError::Embed(EmbedError::Model("no vector returned".into()))
             })?;
         let record = ContentRecord {

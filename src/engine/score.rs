@@ -39,7 +39,7 @@ impl Engine {
         }
         if !drafts.is_empty() {
             let texts = drafts.iter().map(|(_, _, t)| t.clone()).collect();
-            let vectors = self.embed(texts).await?;
+            let vectors = self.embed(tenant, texts).await?;
             for ((i, id, _), vector) in drafts.into_iter().zip(vectors) {
                 resolved[i] = Some(ResolvedCandidate {
                     id,

@@ -146,6 +146,9 @@ pub struct SqliteStore {
     readers: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
     scanners: Arc<Mutex<Vec<Connection>>>,
     closed: Arc<AtomicBool>,
+    /// An erasure committed since the last checkpoint: the next one truncates the WAL, so
+    /// that no old page image with erased text stays in it.
+    erased: Arc<AtomicBool>,
     dimension: usize,
 }
 
@@ -235,10 +238,17 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(backend)?;
         let checkpoints = connect(&path)?;
+        // Erased rows are overwritten with zeros, in the database file and the WAL alike.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(backend)?;
+        let erased = Arc::new(AtomicBool::new(false));
         let (committed, commits) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpoints, commits))
+            .spawn({
+                let erased = erased.clone();
+                move || checkpoint_loop(checkpoints, commits, erased)
+            })
             .map_err(|e| StoreError::Unavailable(format!("starting the checkpointer: {e}")))?;
         let (reads, read_jobs) = crossbeam_channel::bounded::<ReadJob>(READ_QUEUE);
         for n in 0..readers.max(1) {
@@ -262,6 +272,7 @@ impl SqliteStore {
             readers: Mutex::new(Some(reads)),
             scanners: Arc::new(Mutex::new(Vec::new())),
             closed: Arc::new(AtomicBool::new(false)),
+            erased,
             dimension,
         })
     }
@@ -431,13 +442,39 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// The checkpointer thread: after commits, at most every `CHECKPOINT_EVERY`, a passive
 /// checkpoint, which never blocks the writer or readers. Ends, with a last checkpoint, when the
 /// writer has gone.
-fn checkpoint_loop(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
+fn checkpoint_loop(
+    conn: Connection,
+    commits: std::sync::mpsc::Receiver<()>,
+    erased: Arc<AtomicBool>,
+) {
     let checkpoint = || {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %backend(e), "sqlite: checkpoint failed");
+        // After an erasure, TRUNCATE: every frame goes into the database file and the WAL is
+        // cut to nothing (it waits for readers of older snapshots, within the busy timeout).
+        let truncate = erased.swap(false, Ordering::SeqCst);
+        let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
+        let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            r.get::<_, i64>(0)
+        });
+        match done {
+            // 1: busy (a reader held an older snapshot); try again after the next commit.
+            Ok(1) if truncate => erased.store(true, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(e) => {
+                if truncate {
+                    erased.store(true, Ordering::SeqCst);
+                }
+                tracing::warn!(error = %backend(e), "sqlite: checkpoint failed");
+            }
         }
     };
-    while commits.recv().is_ok() {
+    loop {
+        match commits.recv_timeout(CHECKPOINT_EVERY * 5) {
+            Ok(()) => {}
+            // A truncation that found the WAL busy is tried again without waiting for a commit.
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if erased.load(Ordering::SeqCst) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
         std::thread::sleep(CHECKPOINT_EVERY);
         // Commits made while sleeping are covered by this checkpoint.
         let _ = commits.try_recv();
@@ -755,7 +792,9 @@ impl VectorStore for SqliteStore {
     ) -> Result<Option<u32>, StoreError> {
         let tenant = tenant.to_string();
         let id = id.to_string();
+        let erased = self.erased.clone();
         self.write(move |conn| {
+            erased.store(true, Ordering::SeqCst);
             let tx = conn;
             let signals = execute_cached(
                 tx,
@@ -860,7 +899,9 @@ impl VectorStore for SqliteStore {
         let tenant = tenant.to_string();
         let prospect = prospect.to_string();
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let erased = self.erased.clone();
         self.write(move |conn| {
+            erased.store(true, Ordering::SeqCst);
             let tx = conn;
             if !prospect_exists(tx, &tenant, &prospect)? {
                 return Err(StoreError::MissingProspect);
@@ -991,7 +1032,9 @@ impl VectorStore for SqliteStore {
     async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError> {
         let tenant = tenant.to_string();
         let id = id.to_string();
+        let erased = self.erased.clone();
         self.write(move |conn| {
+            erased.store(true, Ordering::SeqCst);
             let n = execute_cached(
                 conn,
                 "DELETE FROM content WHERE tenant = ?1 AND id = ?2",

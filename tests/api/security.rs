@@ -521,3 +521,71 @@ fn help_never_prints_a_secret_from_the_environment() {
     assert!(help.contains("--qdrant-api-key"), "{help}");
     assert!(!help.contains("hunter2-qdrant-secret"), "{help}");
 }
+
+/// Every file in `dir` whose bytes contain `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_erased_prospects_texts_are_nowhere_in_the_data_directory() {
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let secrets = [
+        "Zebulon Quokkaface",
+        "Xylophonic Widgets",
+        "marmalade centrifuge",
+    ];
+    upsert(&app, "t", prospect("zq-91", secrets[0], secrets[1], "CTO")).await;
+    add_signals(
+        &app,
+        "t",
+        "zq-91",
+        vec![signal(
+            "s1",
+            pb::SignalSource::CallNote,
+            "Our marmalade centrifuge line stops every Tuesday; we need vibration alerts.",
+        )],
+    )
+    .await;
+    // Before: the texts are on disk (the search can find them), and so is everyone else's.
+    let dir = app.data_dir().to_path_buf();
+    for s in secrets {
+        assert!(!files_holding(&dir, s).is_empty(), "{s} was never written");
+    }
+    app.prospects()
+        .delete_prospect(pb::DeleteProspectRequest {
+            tenant: "t".into(),
+            id: "zq-91".into(),
+        })
+        .await
+        .unwrap();
+    // The checkpoint after an erasure runs within a fraction of a second; wait on it.
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = secrets
+            .iter()
+            .flat_map(|s| {
+                files_holding(&dir, s)
+                    .into_iter()
+                    .map(move |f| format!("{s} in {f}"))
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "erased text left on disk: {left:?}");
+    // Not an empty store: the other prospects' texts are still there.
+    assert!(!files_holding(&dir, "Ana Ruiz").is_empty());
+}

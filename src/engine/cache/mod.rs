@@ -124,10 +124,25 @@ fn unwrap_miss<T>(result: Result<T, Arc<Miss>>) -> Result<Option<T>, EngineError
     }
 }
 
+/// The key of a text in the embedding cache: its SHA-256.
+pub(super) type TextKey = [u8; 32];
+
+/// How long an embedding stays cached, however often it is hit.
+pub(super) const TEXT_TTL: Duration = Duration::from_secs(3600);
+
+/// A text's key in the embedding cache.
+pub(super) fn text_key(text: &str) -> TextKey {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
 pub(super) struct Caches {
     /// Embeddings by exact text: the same template sent to many prospects, or the same
     /// "visited the pricing page" signal, is embedded once.
-    pub(super) texts: Cache<String, Arc<Vec<f32>>>,
+    /// Embeddings of recently embedded texts, by (tenant, SHA-256 of the text): no raw text,
+    /// no sharing between tenants (a hit's speed would tell one tenant what another embedded),
+    /// entries expire after `TEXT_TTL`, and erasing a prospect removes its signals' entries.
+    pub(super) texts: Cache<(Tenant, TextKey), Arc<Vec<f32>>>,
     profiles: Cache<(Tenant, ProspectId), Stamped<Arc<Profile>>>,
     /// Per stripe of prospects, how many writes this process has made to them: a profile
     /// loaded under an older count may have read the store before a write and been cached
@@ -165,11 +180,12 @@ impl Caches {
         Self {
             texts: Cache::builder()
                 .max_capacity(limits.text_cache_bytes)
-                .weigher(|text: &String, vector: &Arc<Vec<f32>>| {
-                    (text.len() + vector.len() * 4 + 64)
+                .weigher(|key: &(Tenant, TextKey), vector: &Arc<Vec<f32>>| {
+                    (key.0.as_str().len() + 32 + vector.len() * 4 + 64)
                         .try_into()
                         .unwrap_or(u32::MAX)
                 })
+                .time_to_live(TEXT_TTL)
                 .build(),
             profiles: Cache::builder()
                 .max_capacity(limits.profile_cache_bytes)
@@ -223,6 +239,15 @@ impl Caches {
     /// The tenant's policy if it is in memory (for answering without the store).
     pub(super) async fn cached_policy(&self, tenant: &Tenant) -> Option<Arc<GatePolicy>> {
         self.policies.get(tenant).await
+    }
+
+    /// Forgets the embeddings of `texts` (an erasure).
+    pub(super) async fn forget_texts(&self, tenant: &Tenant, texts: &[String]) {
+        for text in texts {
+            self.texts
+                .invalidate(&(tenant.clone(), text_key(text)))
+                .await;
+        }
     }
 
     /// The tenant's policy changed.
@@ -323,5 +348,74 @@ impl Caches {
             })
             .await;
         unwrap_miss(loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caches() -> Caches {
+        Caches::new(&EngineLimits {
+            max_in_flight: 1,
+            max_scans: 1,
+            cache_ttl: Duration::from_secs(60),
+            profile_cache_bytes: 1 << 20,
+            text_cache_bytes: 1 << 20,
+            history_cache_bytes: 1 << 20,
+            content_cache_bytes: 1 << 20,
+            decision_memory_bytes: 1 << 20,
+            decision_memory_ttl: Duration::from_secs(60),
+            exclusive_store: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_embedding_cache_holds_no_text_is_per_tenant_and_forgets_an_erased_prospects_texts()
+    {
+        let c = caches();
+        let (acme, other) = (
+            Tenant::parse("acme").unwrap(),
+            Tenant::parse("other").unwrap(),
+        );
+        let note = "Zebulon said the marmalade centrifuge fails every Tuesday.".to_owned();
+        let kept = "A text of someone else's.".to_owned();
+        for text in [&note, &kept] {
+            c.texts
+                .insert((acme.clone(), text_key(text)), Arc::new(vec![1.0; 4]))
+                .await;
+        }
+        // Keyed by a hash: no entry holds the text, and another tenant cannot hit it.
+        assert_eq!(text_key(&note).len(), 32);
+        assert!(
+            c.texts
+                .get(&(other.clone(), text_key(&note)))
+                .await
+                .is_none()
+        );
+        assert!(
+            c.texts
+                .get(&(acme.clone(), text_key(&note)))
+                .await
+                .is_some()
+        );
+        c.forget_texts(&acme, std::slice::from_ref(&note)).await;
+        assert!(
+            c.texts
+                .get(&(acme.clone(), text_key(&note)))
+                .await
+                .is_none()
+        );
+        assert!(
+            c.texts
+                .get(&(acme.clone(), text_key(&kept)))
+                .await
+                .is_some()
+        );
+        c.texts.run_pending_tasks().await;
+        for (key, _) in c.texts.iter() {
+            let bytes: Vec<u8> = key.1.to_vec();
+            assert!(!String::from_utf8_lossy(&bytes).contains("marmalade"));
+        }
     }
 }
