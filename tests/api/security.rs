@@ -83,9 +83,14 @@ const RPCS: [(&str, Role); 19] = [
 
 /// One call of `rpc` for `tenant`. Destructive calls name ids that do not exist, so that the
 /// matrix erases nothing it needs.
-async fn call(app: &TestApp, rpc: &str, tenant: &str, key: Option<&str>) -> Result<(), Status> {
+async fn call(
+    ch: &tonic::transport::Channel,
+    rpc: &str,
+    tenant: &str,
+    key: Option<&str>,
+) -> Result<(), Status> {
     let t = || tenant.to_string();
-    let ch = app.channel.clone();
+    let ch = ch.clone();
     let (mut prospects, mut content) = (
         ProspectServiceClient::new(ch.clone()),
         ContentServiceClient::new(ch.clone()),
@@ -386,7 +391,7 @@ async fn every_role_against_every_rpc_for_its_own_and_another_tenant() {
         table.push_str(&format!("| {rpc} | {} |", needs.as_str()));
         for (role, secret) in &secrets {
             for tenant in ["acme", "other"] {
-                let got = call(&app, rpc, tenant, Some(secret)).await;
+                let got = call(&app.channel, rpc, tenant, Some(secret)).await;
                 let allowed = tenant == "acme" && *role >= needs;
                 let code = got.as_ref().err().map_or(Code::Ok, |s| s.code());
                 table.push_str(&format!(" {code:?} |"));
@@ -419,7 +424,7 @@ async fn every_role_against_every_rpc_for_its_own_and_another_tenant() {
     // No key, an unknown key, or a known id with the wrong secret: UNAUTHENTICATED, for any RPC.
     let forged = format!("reader.{}", "0".repeat(64));
     for key in [None, Some("not-a-key"), Some(forged.as_str())] {
-        let got = call(&app, "ProspectService/GetProspect", "acme", key)
+        let got = call(&app.channel, "ProspectService/GetProspect", "acme", key)
             .await
             .unwrap_err();
         assert_eq!(got.code(), Code::Unauthenticated, "{key:?}: {got:?}");
@@ -451,7 +456,15 @@ async fn a_key_added_or_revoked_in_the_file_takes_effect_while_the_service_runs(
     let late = add_key(&file, "late", "acme", "read");
     let works = |key: String| {
         let app = &app;
-        async move { call(app, "ProspectService/GetProspect", "acme", Some(&key)).await }
+        async move {
+            call(
+                &app.channel,
+                "ProspectService/GetProspect",
+                "acme",
+                Some(&key),
+            )
+            .await
+        }
     };
     // The file is read again within a second; wait on the answer, at most ten seconds.
     let mut accepted = false;
@@ -588,4 +601,187 @@ async fn an_erased_prospects_texts_are_nowhere_in_the_data_directory() {
     assert!(left.is_empty(), "erased text left on disk: {left:?}");
     // Not an empty store: the other prospects' texts are still there.
     assert!(!files_holding(&dir, "Ana Ruiz").is_empty());
+}
+
+/// The real binary as a child process, logging JSON to a pipe, on a port it picked itself.
+struct Child {
+    process: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    addr: String,
+}
+
+impl Child {
+    fn start(args: &[&str]) -> Child {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_pertinent"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--log-filter", "pertinent=trace,info"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, addr) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(process.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(process.stderr.take().unwrap()),
+        ] {
+            let (log, found) = (log.clone(), found.clone());
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && let Some(a) = v["addr"].as_str()
+                    {
+                        let _ = found.send(a.to_owned());
+                    }
+                    let mut all = log.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let addr = addr
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the service says where it listens");
+        Child { process, log, addr }
+    }
+
+    /// SIGTERM (a graceful stop that drains, then flushes the log), SIGKILL after 30 s.
+    fn stop(mut self) -> String {
+        // SAFETY: signalling a child this test started and still owns.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        for _ in 0..300 {
+            if let Ok(Some(_)) = self.process.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+// Multi-threaded: the client's connection must be able to close while the test waits for the
+// child to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_text_name_or_key_reaches_the_log() {
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("keys.json");
+    let admin = add_key(&file, "ops", "*", "admin");
+    let data = tempfile::tempdir().unwrap();
+    let child = Child::start(&[
+        "--api-keys-file",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", child.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let secrets = [
+        "Wilhelmina Qwertyson",
+        "Frobnicate Industries",
+        "our zanzibar ledger migration is stuck",
+        "Quarterly zanzibar ledger guide",
+        "a draft about zanzibar ledgers for Wilhelmina",
+        "thanks but the zanzibar budget is gone",
+    ];
+    let key = Some(admin.as_str());
+    ProspectServiceClient::new(channel.clone())
+        .upsert_prospect(keyed(
+            pb::UpsertProspectRequest {
+                tenant: "acme".into(),
+                prospect: Some(prospect("wq", secrets[0], secrets[1], "CFO")),
+            },
+            key,
+        ))
+        .await
+        .unwrap();
+    ProspectServiceClient::new(channel.clone())
+        .add_signals(keyed(
+            pb::AddSignalsRequest {
+                tenant: "acme".into(),
+                prospect_id: "wq".into(),
+                signals: vec![signal("n1", pb::SignalSource::CallNote, secrets[2])],
+            },
+            key,
+        ))
+        .await
+        .unwrap();
+    ContentServiceClient::new(channel.clone())
+        .register_content(keyed(
+            pb::RegisterContentRequest {
+                tenant: "acme".into(),
+                content: Some(content_piece(
+                    "guide",
+                    pb::ContentKind::Ebook,
+                    secrets[3],
+                    secrets[3],
+                )),
+            },
+            key,
+        ))
+        .await
+        .unwrap();
+    let mut gate = GateServiceClient::new(channel.clone());
+    gate.check(keyed(
+        pb::CheckRequest {
+            tenant: "acme".into(),
+            prospect_id: "wq".into(),
+            candidate: by_draft("Wilhelmina", secrets[4]),
+            send_id: "s1".into(),
+            channel: "email".into(),
+            planned_at: None,
+            dry_run: false,
+        },
+        key,
+    ))
+    .await
+    .unwrap();
+    gate.record_engagement(keyed(
+        pb::EngagementRequest {
+            tenant: "acme".into(),
+            prospect_id: "wq".into(),
+            send_id: "s1".into(),
+            kind: pb::EngagementKind::RepliedNegative as i32,
+            at: None,
+            text: secrets[5].into(),
+        },
+        key,
+    ))
+    .await
+    .unwrap();
+    // Every RPC once more, and the refusals: no key, a forged secret for a known id.
+    for (rpc, _) in RPCS {
+        let _ = call(&channel, rpc, "acme", key).await;
+    }
+    let forged = format!("ops.{}", "f".repeat(64));
+    let _ = call(
+        &channel,
+        "ProspectService/GetProspect",
+        "acme",
+        Some(&forged),
+    )
+    .await;
+    let _ = call(&channel, "ProspectService/GetProspect", "acme", None).await;
+    // Every connection closed, so that the graceful stop has nothing to wait for.
+    drop((gate, channel));
+    let log = tokio::task::spawn_blocking(move || child.stop()).await.unwrap();
+    assert!(log.contains("serving gRPC"), "the log was captured: {log}");
+    assert!(log.contains("refused"), "the refusals were logged: {log}");
+    let key_part = admin.split_once('.').unwrap().1;
+    for needle in secrets.iter().copied().chain([key_part, &forged[4..]]) {
+        assert!(!log.contains(needle), "{needle:?} is in the log");
+    }
 }
