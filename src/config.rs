@@ -106,6 +106,24 @@ pub struct SecuritySettings {
     #[arg(long, env = "PERTINENT_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
 
+    /// PEM certificate chain for TLS on the gRPC port (with --tls-key); re-read when it changes.
+    #[arg(long, env = "PERTINENT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert; re-read when it changes.
+    #[arg(long, env = "PERTINENT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: clients must present a certificate they signed (mTLS). Needs
+    /// --tls-cert; re-read when it changes.
+    #[arg(long, env = "PERTINENT_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Also serve grpc.health.v1 alone, in plaintext, on this address: for probes that cannot
+    /// speak TLS (Kubernetes' gRPC probes) when --tls-cert is set. Off when unset.
+    #[arg(long, env = "PERTINENT_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+
     /// Serve gRPC server reflection (v1), open to every caller like health.
     #[arg(long, env = "PERTINENT_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub reflection: bool,

@@ -24,6 +24,7 @@ use crate::grpc::pb::content_service_server::ContentServiceServer;
 use crate::grpc::pb::gate_service_server::GateServiceServer;
 use crate::grpc::pb::prospect_service_server::ProspectServiceServer;
 use crate::grpc::pb::scoring_service_server::ScoringServiceServer;
+use crate::grpc::tls::{TlsFiles, TlsReloader};
 use crate::grpc::{self, ContentApi, GateApi, Handlers, ProspectApi, RequestLimits, ScoringApi};
 use crate::store::VectorStore;
 use crate::store::qdrant::QdrantStore;
@@ -43,6 +44,9 @@ pub struct App {
     store: StoreHandle,
     auth: Option<Arc<Authenticator>>,
     reflection: bool,
+    tls: Option<Arc<TlsReloader>>,
+    /// The plaintext health-only listener (`--health-listen`).
+    health_listener: Option<TcpListener>,
 }
 
 /// The concrete store behind the engine, kept for orderly shutdown.
@@ -147,6 +151,14 @@ impl App {
                 tracing::info!("no API keys (--api-keys-file): listening on loopback only");
             }
         }
+        let tls = match (&settings.security.tls_cert, &settings.security.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsReloader::load(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: settings.security.tls_client_ca.clone(),
+            })?),
+            _ => None,
+        };
         let gate = settings.gate.load()?;
         let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));
         // Before serving: the gate must know every opt-out even if the store fails later.
@@ -164,6 +176,14 @@ impl App {
                 "--allow-fail-send: a policy may answer SEND while the store is unreachable"
             );
         }
+        let health_listener = match settings.security.health_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --health-listen {addr}"))?,
+            ),
+            None => None,
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -184,6 +204,8 @@ impl App {
             store: handle,
             auth,
             reflection: settings.security.reflection,
+            tls,
+            health_listener,
         })
     }
 
@@ -194,14 +216,40 @@ impl App {
             .expect("a bound TCP listener has a local address")
     }
 
+    /// The plaintext health-only address, if `--health-listen` was given.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The store behind the service.
     pub fn store(&self) -> StoreHandle {
         self.store.clone()
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
+        // Health alone, in plaintext, for probes that cannot speak TLS; it stops with the rest.
+        let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
+        let health_only = self.health_listener.take().map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving grpc.health.v1 in plaintext");
+            }
+            let service = health.clone();
+            tokio::spawn(async move {
+                let served = Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                        let _ = health_stopped.await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the health listener failed");
+                }
+            })
+        });
         set_all(&reporter, ServingStatus::NotServing).await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
@@ -211,12 +259,13 @@ impl App {
 
         let readiness = tokio::spawn(watch_readiness(self.engine.clone(), reporter.clone()));
         let keys = self.auth.clone().map(|a| tokio::spawn(a.watch()));
+        let certs = self.tls.clone().map(|t| tokio::spawn(t.watch()));
         let retention = tokio::spawn(purge_periodically(self.engine.clone()));
         let n = self.max_message_bytes;
         let h = &self.handlers;
         let addr = self.addr();
         tracing::info!(%addr, "serving gRPC");
-        let result = Server::builder()
+        let router = Server::builder()
             .trace_fn(crate::telemetry::request_span)
             // Keys are checked from the headers, before any request body is decoded.
             .layer(AuthLayer::new(self.auth.clone()))
@@ -241,27 +290,49 @@ impl App {
                 GateServiceServer::new(GateApi(h.clone()))
                     .max_decoding_message_size(n)
                     .max_encoding_message_size(n),
-            )
+            );
+        let stopping = async {
+            shutdown.await;
+            readiness.abort();
+            retention.abort();
+            if let Some(keys) = &keys {
+                keys.abort();
+            }
+            if let Some(certs) = &certs {
+                certs.abort();
+            }
+            set_all(&reporter, ServingStatus::NotServing).await;
+            let _ = health_stop.send(());
+            tracing::info!("shutting down: draining in-flight requests");
+        };
+        let result = match self.tls.clone() {
+            Some(tls) => {
+                tracing::info!(mtls = tls.verifies_clients(), "serving gRPC over TLS");
+                router
+                    .serve_with_incoming_shutdown(
+                        crate::grpc::tls::incoming(self.listener, tls),
+                        stopping,
+                    )
+                    .await
+            }
             // Our own listener (so port 0 works) means tonic does not set TCP_NODELAY itself:
             // without it, a response written in two parts waits ~40 ms for a delayed ACK.
             // `SmallWrites` lets answers that finish together share a write (grpc/conn.rs).
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener)
-                    .with_nodelay(Some(true))
-                    .with_keepalive(Some(Duration::from_secs(60)))
-                    .map(|accepted| accepted.map(SmallWrites::new)),
-                async {
-                    shutdown.await;
-                    readiness.abort();
-                    retention.abort();
-                    if let Some(keys) = &keys {
-                        keys.abort();
-                    }
-                    set_all(&reporter, ServingStatus::NotServing).await;
-                    tracing::info!("shutting down: draining in-flight requests");
-                },
-            )
-            .await;
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        TcpIncoming::from(self.listener)
+                            .with_nodelay(Some(true))
+                            .with_keepalive(Some(Duration::from_secs(60)))
+                            .map(|accepted| accepted.map(SmallWrites::new)),
+                        stopping,
+                    )
+                    .await
+            }
+        };
+        if let Some(task) = health_only {
+            let _ = task.await;
+        }
         if let StoreHandle::Sqlite(s) = &self.store {
             s.close();
         }

@@ -12,6 +12,7 @@ pub mod error;
 mod gate;
 mod prospect;
 mod scoring;
+pub mod tls;
 
 use std::sync::Arc;
 

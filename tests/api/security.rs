@@ -777,11 +777,224 @@ async fn no_text_name_or_key_reaches_the_log() {
     let _ = call(&channel, "ProspectService/GetProspect", "acme", None).await;
     // Every connection closed, so that the graceful stop has nothing to wait for.
     drop((gate, channel));
-    let log = tokio::task::spawn_blocking(move || child.stop()).await.unwrap();
+    let log = tokio::task::spawn_blocking(move || child.stop())
+        .await
+        .unwrap();
     assert!(log.contains("serving gRPC"), "the log was captured: {log}");
     assert!(log.contains("refused"), "the refusals were logged: {log}");
     let key_part = admin.split_once('.').unwrap().1;
     for needle in secrets.iter().copied().chain([key_part, &forged[4..]]) {
         assert!(!log.contains(needle), "{needle:?} is in the log");
     }
+}
+
+/// A certificate authority made for one test.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        TestCa { cert, key }
+    }
+
+    /// A certificate for `name` signed by this CA, and its key, as PEM.
+    fn issue(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+}
+
+/// The service on TLS, built and run here (the shared helpers speak plaintext).
+async fn spawn_tls(
+    data: &Path,
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut settings = pertinent::config::ServeSettings::for_local(data);
+    settings.security.tls_cert = Some(cert.to_path_buf());
+    settings.security.tls_key = Some(key.to_path_buf());
+    settings.security.tls_client_ca = client_ca.map(Path::to_path_buf);
+    settings.security.health_listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = pertinent::startup::App::build(settings.validate().unwrap())
+        .await
+        .expect("the service starts on TLS");
+    let addr = app.addr();
+    // Probes that cannot speak TLS get health, and only health, in plaintext.
+    let probe =
+        tonic::transport::Channel::from_shared(format!("http://{}", app.health_addr().unwrap()))
+            .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let probe = probe.connect().await.expect("the health port");
+    tonic_health::pb::health_client::HealthClient::new(probe.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("plaintext health on the health port");
+    let other = ScoringServiceClient::new(probe)
+        .score(pb::ScoreRequest::default())
+        .await
+        .expect_err("only health on the health port");
+    assert_eq!(other.code(), Code::Unimplemented, "{other:?}");
+    (addr, stop)
+}
+
+/// A Health Check over TLS trusting `ca_pem`, with a client certificate if given.
+async fn health_over_tls(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    identity: Option<&(String, String)>,
+) -> Result<(), String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(drop)
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_mtls_with_certificates_reloaded_while_serving() {
+    let pki = tempfile::tempdir().unwrap();
+    let (cert, key, ca_file) = (
+        pki.path().join("server.pem"),
+        pki.path().join("server.key"),
+        pki.path().join("clients-ca.pem"),
+    );
+    let first = TestCa::new("first ca");
+    let (server_cert, server_key) = first.issue("localhost");
+    std::fs::write(&cert, &server_cert).unwrap();
+    std::fs::write(&key, &server_key).unwrap();
+
+    // TLS: a client that trusts the CA gets in; plaintext does not.
+    let data = tempfile::tempdir().unwrap();
+    let (addr, stop) = spawn_tls(data.path(), &cert, &key, None).await;
+    health_over_tls(addr, &first.pem(), None)
+        .await
+        .expect("a TLS client");
+    let plain = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(3))
+        .connect()
+        .await;
+    let plain_failed = match plain {
+        Err(_) => true,
+        Ok(channel) => tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_err(),
+    };
+    assert!(
+        plain_failed,
+        "a plaintext client was served on the TLS port"
+    );
+    let other = TestCa::new("someone else");
+    assert!(health_over_tls(addr, &other.pem(), None).await.is_err());
+
+    // A renewed certificate (from another CA here, to tell them apart) is served without a
+    // restart.
+    let renewed = TestCa::new("renewed ca");
+    let (new_cert, new_key) = renewed.issue("localhost");
+    std::fs::write(&key, &new_key).unwrap();
+    std::fs::write(&cert, &new_cert).unwrap();
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if health_over_tls(addr, &renewed.pem(), None).await.is_ok() {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "the renewed certificate was never served");
+    let _ = stop.send(());
+
+    // mTLS: only clients with a certificate from the clients' CA.
+    let clients = TestCa::new("clients ca");
+    std::fs::write(&ca_file, clients.pem()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (addr, stop) = spawn_tls(data.path(), &cert, &key, Some(&ca_file)).await;
+    let pipeline = clients.issue("pipeline-a");
+    health_over_tls(addr, &renewed.pem(), Some(&pipeline))
+        .await
+        .expect("a client with a certificate");
+    assert!(
+        health_over_tls(addr, &renewed.pem(), None).await.is_err(),
+        "a client without a certificate was served"
+    );
+    let stranger = other.issue("stranger");
+    assert!(
+        health_over_tls(addr, &renewed.pem(), Some(&stranger))
+            .await
+            .is_err(),
+        "a client certificate from another CA was accepted"
+    );
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn an_unauthenticated_peer_cannot_make_the_server_decode_a_body() {
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("keys.json");
+    let admin = add_key(&file, "ops", "*", "admin");
+    let app = spawn_with_keys(&file).await;
+    // 5 MiB: over --max-message-bytes (4 MiB), which a decoder would refuse with OUT_OF_RANGE.
+    let huge = pb::AddSignalsRequest {
+        tenant: "acme".into(),
+        prospect_id: "ana".into(),
+        signals: vec![signal(
+            "big",
+            pb::SignalSource::CallNote,
+            &"x".repeat(5 << 20),
+        )],
+    };
+    let mut client = ProspectServiceClient::new(app.channel.clone());
+    let refused = client
+        .add_signals(keyed(huge.clone(), None))
+        .await
+        .expect_err("no key");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    // With the key, the same body reaches the decoder and its size limit.
+    let decoded = client
+        .add_signals(keyed(huge, Some(&admin)))
+        .await
+        .expect_err("too large");
+    assert_ne!(decoded.code(), Code::Unauthenticated, "{decoded:?}");
+    assert_ne!(decoded.code(), Code::PermissionDenied, "{decoded:?}");
 }

@@ -54,3 +54,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "pertinent.replicas" -}}
 {{- if include "pertinent.remote" . }}{{ .Values.replicaCount }}{{ else }}1{{ end }}
 {{- end }}
+
+{{/*
+The port the kubelet's gRPC probes use: the plaintext health port when the gRPC port is TLS
+(kubelet gRPC probes do not speak TLS), else the gRPC port.
+*/}}
+{{- define "pertinent.probePort" -}}
+{{- if .Values.tls.secretName }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.service.port }}{{ end }}
+{{- end }}
