@@ -40,6 +40,8 @@ RUN apt-get update \
  && chown 10001:10001 /var/lib/pertinent
 COPY --from=builder /opt/pertinent /opt/pertinent
 COPY --from=builder /app/target/release/pertinent /usr/local/bin/pertinent
+# Listening beyond loopback needs API keys (PERTINENT_API_KEYS_FILE, a mounted file made with
+# `pertinent keys add`) or an explicit PERTINENT_INSECURE_NO_AUTH=true (docs/security.md).
 ENV PERTINENT_LISTEN=0.0.0.0:50051 \
     PERTINENT_DATA_DIR=/var/lib/pertinent \
     PERTINENT_MODEL_DIR=/opt/pertinent/model \
