@@ -124,24 +124,31 @@ impl DecisionMemory {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The decision remembered for this send id, if it is younger than the time to live.
-    pub(super) fn get(&self, tenant: &Tenant, send: &SendId) -> Option<Arc<Remembered>> {
+    /// The decision remembered for this send id, if it is younger than the time to live at
+    /// `now`.
+    pub(super) fn get(
+        &self,
+        tenant: &Tenant,
+        send: &SendId,
+        now: Instant,
+    ) -> Option<Arc<Remembered>> {
         let hash = self.key_hash(tenant, send);
         let shard = self.shard(hash);
         shard
             .find(hash, tenant, send)
-            .filter(|r| r.at.elapsed() < self.ttl)
+            .filter(|r| now.saturating_duration_since(r.at) < self.ttl)
             .cloned()
     }
 
-    /// Remembers a decision (encoded). A send id already remembered keeps its first
-    /// decision.
+    /// Remembers a decision (encoded) made at `now`. A send id already remembered keeps its
+    /// first decision.
     pub(super) fn insert(
         &self,
         tenant: &Tenant,
         send: &SendId,
         prospect: &ProspectId,
         decision: Box<[u8]>,
+        now: Instant,
     ) {
         let hash = self.key_hash(tenant, send);
         let key: Box<str> = format!("{tenant}{SEPARATOR}{send}").into();
@@ -151,20 +158,18 @@ impl DecisionMemory {
             hash,
             prospect: self.hasher.hash_one((tenant, prospect)),
             decision,
-            at: Instant::now(),
+            at: now,
             bytes,
         });
         let mut shard = self.shard(hash);
+        let young = |at: Instant| now.saturating_duration_since(at) < self.ttl;
         if let Some(first) = shard.find(hash, tenant, send)
-            && first.at.elapsed() < self.ttl
+            && young(first.at)
         {
             return;
         }
         while shard.bytes + bytes > self.shard_bytes
-            || shard
-                .order
-                .front()
-                .is_some_and(|oldest| oldest.at.elapsed() >= self.ttl)
+            || shard.order.front().is_some_and(|oldest| !young(oldest.at))
         {
             if shard.order.is_empty() {
                 // Larger than a whole shard: not remembered.
@@ -207,15 +212,23 @@ mod tests {
         )
     }
 
-    fn remembered(m: &DecisionMemory, t: &str, s: &str) -> Option<String> {
+    fn remembered_at(m: &DecisionMemory, t: &str, s: &str, now: Instant) -> Option<String> {
         let (t, s, _) = ids(t, s, "p");
-        m.get(&t, &s)
+        m.get(&t, &s, now)
             .map(|r| String::from_utf8(r.decision().to_vec()).unwrap())
     }
 
-    fn remember(m: &DecisionMemory, t: &str, s: &str, p: &str, id: &str) {
+    fn remembered(m: &DecisionMemory, t: &str, s: &str) -> Option<String> {
+        remembered_at(m, t, s, Instant::now())
+    }
+
+    fn remember_at(m: &DecisionMemory, t: &str, s: &str, p: &str, id: &str, now: Instant) {
         let (t, s, p) = ids(t, s, p);
-        m.insert(&t, &s, &p, id.as_bytes().into());
+        m.insert(&t, &s, &p, id.as_bytes().into(), now);
+    }
+
+    fn remember(m: &DecisionMemory, t: &str, s: &str, p: &str, id: &str) {
+        remember_at(m, t, s, p, id, Instant::now());
     }
 
     #[test]
@@ -251,13 +264,23 @@ mod tests {
 
     #[test]
     fn decisions_expire_after_their_time_to_live() {
-        let m = DecisionMemory::new(1 << 20, Duration::from_millis(30));
-        remember(&m, "t", "s1", "p", "first");
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(remembered(&m, "t", "s1"), None);
+        let ttl = Duration::from_secs(60);
+        let m = DecisionMemory::new(1 << 20, ttl);
+        let start = Instant::now();
+        remember_at(&m, "t", "s1", "p", "first", start);
+        let almost = start + ttl - Duration::from_millis(1);
+        assert_eq!(
+            remembered_at(&m, "t", "s1", almost).as_deref(),
+            Some("first")
+        );
+        let later = start + ttl;
+        assert_eq!(remembered_at(&m, "t", "s1", later), None);
         // An expired decision does not block a new one of the same send id.
-        remember(&m, "t", "s1", "p", "again");
-        assert_eq!(remembered(&m, "t", "s1").as_deref(), Some("again"));
+        remember_at(&m, "t", "s1", "p", "again", later);
+        assert_eq!(
+            remembered_at(&m, "t", "s1", later).as_deref(),
+            Some("again")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! review; `suppression` keeps the opt-out states; `codec` encodes decisions.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -298,7 +298,7 @@ impl Engine {
         send_id: &SendId,
         judged: &str,
     ) -> Result<Option<GateOutcome>, EngineError> {
-        let first = match self.caches.decisions.get(tenant, send_id) {
+        let first = match self.caches.decisions.get(tenant, send_id, Instant::now()) {
             Some(kept) => recall(kept.decision())?,
             // The embedded store's own decisions: asked for under the lock when the history
             // lists the send id, and found by the write of any decision that would be stored.
@@ -372,7 +372,11 @@ impl Engine {
             .lock_owned()
             .await;
         // Under the lock, a check of this send id that ran meanwhile has left its decision.
-        if let Some(first) = self.caches.decisions.get(tenant, &input.send_id) {
+        if let Some(first) = self
+            .caches
+            .decisions
+            .get(tenant, &input.send_id, Instant::now())
+        {
             let first = recall(first.decision())?;
             bound_to(&first, prospect, &judged)?;
             return Ok(first);
@@ -532,7 +536,7 @@ impl Engine {
             let kept = keep(&outcome)?;
             self.caches
                 .decisions
-                .insert(tenant, &input.send_id, prospect, kept);
+                .insert(tenant, &input.send_id, prospect, kept, Instant::now());
             drop(serial);
             return Ok(outcome);
         }
@@ -582,7 +586,9 @@ impl Engine {
                 (Err(_), _) => caches.history_changed(tenant, prospect).await,
             }
             if let (Ok(None), Some(kept)) = (&recorded, kept) {
-                caches.decisions.insert(tenant, &send_id, prospect, kept);
+                caches
+                    .decisions
+                    .insert(tenant, &send_id, prospect, kept, Instant::now());
             }
             recorded
         })

@@ -121,7 +121,7 @@ impl Engine {
         send_id: &SendId,
         decision_id: &str,
     ) -> Result<GateOutcome, EngineError> {
-        let first = match self.caches.decisions.get(tenant, send_id) {
+        let first = match self.caches.decisions.get(tenant, send_id, Instant::now()) {
             Some(kept) => Some(recall(kept.decision())?),
             None => match self.store.get_decision(tenant, send_id).await? {
                 Some(stored) => Some(replay(&stored)?),
