@@ -1,7 +1,7 @@
 //! The `pertinent` binary: parse settings, start telemetry, then serve, evaluate or benchmark.
 
 use clap::Parser;
-use pertinent::config::{Cli, Command};
+use pertinent::config::{Cli, Command, KeysCommand};
 use pertinent::startup::{App, shutdown_signal};
 use pertinent::telemetry;
 
@@ -24,6 +24,20 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Eval(settings) => pertinent::eval::run(settings).await,
         Command::Bench(settings) => pertinent::bench::run(settings).await,
-        Command::Keys(command) => pertinent::auth::keys::run(command),
+        Command::Keys(KeysCommand::Add {
+            file,
+            id,
+            tenants,
+            role,
+        }) => {
+            // The secret alone on stdout, once: the file keeps only its hash.
+            println!("{}", pertinent::auth::keys::add(&file, id, tenants, role)?);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Revoke { file, id }) => {
+            pertinent::auth::keys::revoke(&file, &id)?;
+            eprintln!("revoked key {id}");
+            Ok(())
+        }
     }
 }

@@ -112,9 +112,7 @@ impl Refusal {
 
 /// The hash the file keeps of `secret`.
 pub fn hash_of(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", hex::encode(Sha256::digest(secret.as_bytes())))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -129,18 +127,7 @@ pub fn new_secret(id: &str) -> anyhow::Result<String> {
     anyhow::ensure!(valid_id(id), "a key id is 1-64 letters, digits, '-' or '_'");
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{id}.{hex}"))
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    Ok(format!("{id}.{}", hex::encode(bytes)))
 }
 
 impl KeySet {
@@ -156,7 +143,7 @@ impl KeySet {
             let digest = k
                 .hash
                 .strip_prefix("sha256:")
-                .and_then(unhex)
+                .and_then(|h| hex::decode(h).ok())
                 .filter(|d| d.len() == 32)
                 .ok_or_else(|| {
                     anyhow::anyhow!("key {}: hash must be sha256:<64 hex digits>", k.id)
@@ -241,53 +228,43 @@ pub fn write_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `pertinent keys add | revoke`.
-pub fn run(command: crate::config::KeysCommand) -> anyhow::Result<()> {
-    use crate::config::KeysCommand;
-    match command {
-        KeysCommand::Add {
-            file,
-            id,
-            tenants,
-            role,
-        } => {
-            let mut keys = if file.exists() {
-                read_file(&file)?
-            } else {
-                KeyFile::default()
-            };
-            anyhow::ensure!(
-                keys.keys.iter().all(|k| k.id != id),
-                "{} already has a key {id}: revoke it first, or choose another id",
-                file.display()
-            );
-            let secret = new_secret(&id)?;
-            keys.keys.push(KeyEntry {
-                id,
-                hash: hash_of(&secret),
-                tenants,
-                role,
-            });
-            // Checked as the server will check it before anything is written.
-            KeySet::from_file(&keys)?;
-            write_file(&file, &keys)?;
-            println!("{secret}");
-            Ok(())
-        }
-        KeysCommand::Revoke { file, id } => {
-            let mut keys = read_file(&file)?;
-            let before = keys.keys.len();
-            keys.keys.retain(|k| k.id != id);
-            anyhow::ensure!(
-                keys.keys.len() < before,
-                "{} has no key {id}",
-                file.display()
-            );
-            write_file(&file, &keys)?;
-            eprintln!("revoked key {id}");
-            Ok(())
-        }
-    }
+/// `pertinent keys add`: appends a key for `id` to `file` (created if missing) and returns its
+/// secret, which exists nowhere else.
+pub fn add(file: &Path, id: String, tenants: Vec<String>, role: Role) -> anyhow::Result<String> {
+    let mut keys = if file.exists() {
+        read_file(file)?
+    } else {
+        KeyFile::default()
+    };
+    anyhow::ensure!(
+        keys.keys.iter().all(|k| k.id != id),
+        "{} already has a key {id}: revoke it first, or choose another id",
+        file.display()
+    );
+    let secret = new_secret(&id)?;
+    keys.keys.push(KeyEntry {
+        id,
+        hash: hash_of(&secret),
+        tenants,
+        role,
+    });
+    // Checked as the server will check it before anything is written.
+    KeySet::from_file(&keys)?;
+    write_file(file, &keys)?;
+    Ok(secret)
+}
+
+/// `pertinent keys revoke`: removes key `id` from `file`.
+pub fn revoke(file: &Path, id: &str) -> anyhow::Result<()> {
+    let mut keys = read_file(file)?;
+    let before = keys.keys.len();
+    keys.keys.retain(|k| k.id != id);
+    anyhow::ensure!(
+        keys.keys.len() < before,
+        "{} has no key {id}",
+        file.display()
+    );
+    write_file(file, &keys)
 }
 
 #[cfg(test)]

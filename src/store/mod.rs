@@ -271,7 +271,7 @@ pub(crate) fn random_secret() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| StoreError::Backend(format!("no randomness for a secret: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// The key by which `sample_prospects` orders prospects: a 63-bit FNV-1a hash of the id, the

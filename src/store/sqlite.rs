@@ -164,7 +164,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(&format!(
             "ALTER TABLE decisions ADD COLUMN decided_at INTEGER NOT NULL DEFAULT 0;
              UPDATE decisions SET decided_at = {};",
-            crate::engine::now_millis()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
         ))
         .map_err(backend)?;
     }

@@ -126,8 +126,7 @@ fn judged_key(candidate: &CandidateInput) -> String {
             h.update([0x1f]);
             h.update(body.as_str().as_bytes());
             let digest = h.finalize();
-            let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-            format!("draft:{id}:{short}")
+            format!("draft:{id}:{}", hex::encode(&digest[..12]))
         }
     }
 }

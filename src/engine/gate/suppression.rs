@@ -61,7 +61,10 @@ impl Suppressions {
 
     /// The prospect's state as last seen, without the store.
     pub(crate) fn remembered(&self, tenant: &Tenant, prospect: &ProspectId) -> Option<OptOut> {
-        let key = self.key(tenant, prospect).ok()?;
+        self.remembered_by(tenant, self.key(tenant, prospect).ok()?)
+    }
+
+    fn remembered_by(&self, tenant: &Tenant, key: Key) -> Option<OptOut> {
         self.states
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -71,17 +74,12 @@ impl Suppressions {
 }
 
 fn hex(key: &Key) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(key)
 }
 
 fn unhex(text: &str) -> Option<Key> {
     let mut key = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut key).ok()?;
     Some(key)
 }
 
@@ -126,7 +124,7 @@ impl Suppressions {
     ) -> Result<Option<OptOut>, EngineError> {
         let key = self.key(tenant, prospect)?;
         if self.exact {
-            return Ok(self.remembered(tenant, prospect));
+            return Ok(self.remembered_by(tenant, key));
         }
         let state = match store.get_suppression(tenant, &hex(&key)).await? {
             Some(entry) => Some(decode(&entry)?),
