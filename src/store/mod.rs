@@ -2,7 +2,8 @@
 //!
 //! Adapters: `sqlite` (embedded, the default: one file, exact scans) and `qdrant` (a Qdrant server
 //! or cluster through qdrant-client, the scale-out path). Both pass one contract test suite
-//! (tests/store_contract.rs). rusqlite and qdrant-client types never leave their adapter file.
+//! (tests/api/store_contract.rs). rusqlite and qdrant-client types never leave their adapter
+//! folder.
 
 pub mod qdrant;
 pub mod sqlite;

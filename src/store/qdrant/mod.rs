@@ -12,6 +12,9 @@
 //! `upsert_signals` racing a `delete_prospect` can leave orphan signals, which the next delete of
 //! that prospect id removes. A prospect's signals are read by filter (`scroll`), never by
 //! similarity search.
+//!
+//! Layout: how records are points (`points`); this file holds the connection, the collection's
+//! set-up and the `VectorStore` impl (long for one reason: Rust keeps a trait impl in one block).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -260,7 +263,6 @@ impl QdrantStore {
         Ok(response.result.into_iter().filter_map(|p| p.id).collect())
     }
 }
-
 
 #[async_trait]
 impl VectorStore for QdrantStore {

@@ -20,7 +20,6 @@ pub(super) const KIND_POLICY: &str = "policy";
 pub(super) const KIND_SUPPRESSION: &str = "suppression";
 pub(super) const KIND_SECRET: &str = "secret";
 
-
 pub(super) fn backend(e: QdrantError) -> StoreError {
     match &e {
         QdrantError::ResponseError { status }

@@ -16,6 +16,10 @@
 //! connection opened per read; a full read queue is `Busy`); tenant-wide scans run on tokio's
 //! blocking pool with connections of their own, so a long scan never holds up a point read.
 //! Reads never wait for a commit (WAL readers see the last committed state).
+//!
+//! Layout: `schema.sql` and its migration (`schema`), the connection-owning threads
+//! (`runtime`), rows to records (`rows`). This file is long for one reason: the
+//! `VectorStore` impl, one method per port call, which Rust keeps in one block.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,7 +42,6 @@ use crate::domain::{
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "pertinent.sqlite3";
-
 
 mod rows;
 mod runtime;
@@ -180,7 +183,6 @@ impl SqliteStore {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
-
 }
 
 #[async_trait]

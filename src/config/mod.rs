@@ -13,6 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::scoring::ScoringConfig;
 
+mod gate;
+mod security;
+
+pub use gate::{FailDecision, GateConfig, RecordDecisions};
+pub use security::{KeysCommand, SecuritySettings};
+
 /// pertinent: scores how relevant a piece of outbound marketing is to one prospect.
 #[derive(Debug, Parser)]
 #[command(name = "pertinent", version, about)]
@@ -33,34 +39,6 @@ pub enum Command {
     /// Manages the API key file (docs/security.md).
     #[command(subcommand)]
     Keys(KeysCommand),
-}
-
-/// `pertinent keys ...`: so that no one edits hashes by hand.
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Adds a key to the file (created if missing) and prints its secret, once, alone on one
-    /// line of stdout. The file keeps only its hash.
-    Add {
-        /// The key file (the one --api-keys-file names).
-        #[arg(long)]
-        file: PathBuf,
-        /// The key's id: 1-64 letters, digits, '-' or '_'; logged with every refusal.
-        #[arg(long)]
-        id: String,
-        /// Tenants the key may act for, comma-separated, or '*' for every tenant.
-        #[arg(long, value_delimiter = ',', required = true)]
-        tenants: Vec<String>,
-        /// read, write or admin.
-        #[arg(long)]
-        role: crate::auth::Role,
-    },
-    /// Removes a key from the file; a running service stops accepting it within a second.
-    Revoke {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long)]
-        id: String,
-    },
 }
 
 /// Everything `pertinent serve` needs.
@@ -90,43 +68,6 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub security: SecuritySettings,
-}
-
-/// Who may connect, and how (docs/security.md).
-#[derive(Debug, Clone, Args)]
-pub struct SecuritySettings {
-    /// JSON file of API keys (`pertinent keys add` writes it): each key's id, the hash of its
-    /// secret, its tenants and its role. Re-read when it changes. Without it the service has no
-    /// authentication and listens only on a loopback address unless --insecure-no-auth.
-    #[arg(long, env = "PERTINENT_API_KEYS_FILE")]
-    pub api_keys_file: Option<PathBuf>,
-
-    /// Serve without API keys on a non-loopback address: anyone who reaches the port can read
-    /// and erase every tenant's data. Logged at every start.
-    #[arg(long, env = "PERTINENT_INSECURE_NO_AUTH")]
-    pub insecure_no_auth: bool,
-
-    /// PEM certificate chain for TLS on the gRPC port (with --tls-key); re-read when it changes.
-    #[arg(long, env = "PERTINENT_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key of --tls-cert; re-read when it changes.
-    #[arg(long, env = "PERTINENT_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// PEM CA certificates: clients must present a certificate they signed (mTLS). Needs
-    /// --tls-cert; re-read when it changes.
-    #[arg(long, env = "PERTINENT_TLS_CLIENT_CA", requires = "tls_cert")]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// Also serve grpc.health.v1 alone, in plaintext, on this address: for probes that cannot
-    /// speak TLS (Kubernetes' gRPC probes) when --tls-cert is set. Off when unset.
-    #[arg(long, env = "PERTINENT_HEALTH_LISTEN")]
-    pub health_listen: Option<SocketAddr>,
-
-    /// Serve gRPC server reflection (v1), open to every caller like health.
-    #[arg(long, env = "PERTINENT_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub reflection: bool,
 }
 
 /// Where vectors and records live.
@@ -321,150 +262,6 @@ impl ScoringSettings {
             .validate()
             .map_err(|e| anyhow::anyhow!("scoring settings: {e}"))?;
         Ok(config)
-    }
-}
-
-/// The send-path gate's defaults.
-#[derive(Debug, Clone, Args)]
-pub struct GateConfig {
-    /// JSON file with the default gate policy (any subset of its fields; docs/gate.md lists
-    /// them). Tenants override it with GateService.SetPolicy.
-    #[arg(long, env = "PERTINENT_GATE_POLICY")]
-    pub gate_policy: Option<PathBuf>,
-
-    /// Decision when the store cannot be reached in time, unless a tenant's policy says
-    /// otherwise: send, review or reject.
-    #[arg(long, env = "PERTINENT_GATE_FAIL_DECISION", value_enum)]
-    pub gate_fail_decision: Option<FailDecision>,
-
-    /// Longest a Check may wait for the store before answering the fail decision, in
-    /// milliseconds (a shorter caller deadline wins).
-    #[arg(long, env = "PERTINENT_GATE_TIMEOUT_MS", default_value_t = 1_000)]
-    pub gate_timeout_ms: u64,
-
-    /// Memory for prospects' send and engagement histories read by the gate, in MiB (about
-    /// 500 bytes per send: its embedding is kept at 8 bits per dimension).
-    #[arg(
-        long = "gate-history-mib",
-        alias = "history-cache-mib",
-        env = "PERTINENT_GATE_HISTORY_MIB",
-        default_value_t = 32
-    )]
-    pub history_cache_mib: u64,
-
-    /// Which of the gate's decisions are written to the store: `sends` (SEND, with the send,
-    /// and REVIEW, which RecordSend may follow) or `all`. Decisions not written are remembered
-    /// in memory for retries (see --decision-memory-mib); docs/gate.md says what each costs.
-    #[arg(
-        long,
-        env = "PERTINENT_RECORD_DECISIONS",
-        value_enum,
-        default_value_t = RecordDecisions::Sends
-    )]
-    pub record_decisions: RecordDecisions,
-
-    /// Memory for the gate's recent decisions, which retries are answered from, in MiB
-    /// (about 550 bytes per decision: 8 MiB hold some 15,000).
-    #[arg(long, env = "PERTINENT_DECISION_MEMORY_MIB", default_value_t = 8)]
-    pub decision_memory_mib: u64,
-
-    /// How long a decision is remembered in memory for retries, in minutes.
-    #[arg(
-        long,
-        env = "PERTINENT_DECISION_MEMORY_MINUTES",
-        default_value_t = 1440
-    )]
-    pub decision_memory_minutes: u64,
-
-    /// Let a fail decision of SEND stand (the default policy's or a tenant's): without this
-    /// flag, a policy may not set it, and a stored one answers REVIEW instead. Opted-out
-    /// prospects are REJECT whatever the fail decision.
-    #[arg(long, env = "PERTINENT_ALLOW_FAIL_SEND")]
-    pub allow_fail_send: bool,
-
-    /// Days the gate keeps decisions, sends and engagements; older ones are purged (at start,
-    /// then hourly). 0 keeps them forever. Opt-outs and the suppression list are never purged.
-    /// No policy window may be longer.
-    #[arg(long, env = "PERTINENT_RETENTION_DAYS", default_value_t = 730)]
-    pub retention_days: u64,
-}
-
-/// Which gate decisions are written to the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RecordDecisions {
-    /// SEND decisions, written with the send, and REVIEW decisions. A retry of a REJECT is
-    /// answered from memory, which a restart empties.
-    Sends,
-    /// Every decision: a retry gets the first decision even after a restart, at the cost of
-    /// a durable write per check.
-    All,
-}
-
-/// What the gate answers when the store is unavailable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailDecision {
-    Send,
-    Review,
-    Reject,
-}
-
-impl GateConfig {
-    /// The gate settings: the default policy (built in, then the file, then the flag), validated.
-    pub fn load(&self) -> anyhow::Result<crate::engine::gate::GateSettings> {
-        use crate::scoring::Decision;
-        use crate::scoring::gate::GatePolicy;
-        let mut policy: GatePolicy = match &self.gate_policy {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-                serde_json::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?
-            }
-            None => GatePolicy::default(),
-        };
-        if let Some(d) = self.gate_fail_decision {
-            policy.fail_decision = match d {
-                FailDecision::Send => Decision::Send,
-                FailDecision::Review => Decision::Review,
-                FailDecision::Reject => Decision::Reject,
-            };
-        }
-        policy
-            .validate()
-            .map_err(|e| anyhow::anyhow!("gate policy: {e}"))?;
-        anyhow::ensure!(
-            policy.fail_decision != Decision::Send || self.allow_fail_send,
-            "the gate's fail decision is SEND: that needs --allow-fail-send"
-        );
-        let retention = (self.retention_days > 0)
-            .then(|| Duration::from_secs(self.retention_days.saturating_mul(24 * 3600)));
-        if let Some(retention) = retention {
-            for (name, seconds) in policy.durations() {
-                anyhow::ensure!(
-                    name == "opt_out_seconds" || seconds <= retention.as_secs(),
-                    "gate policy: {name} is longer than --retention-days"
-                );
-            }
-        }
-        anyhow::ensure!(
-            self.gate_timeout_ms >= 1,
-            "--gate-timeout-ms must be at least 1"
-        );
-        anyhow::ensure!(
-            self.decision_memory_mib >= 1,
-            "--decision-memory-mib must be at least 1"
-        );
-        anyhow::ensure!(
-            self.decision_memory_minutes >= 1,
-            "--decision-memory-minutes must be at least 1"
-        );
-        Ok(crate::engine::gate::GateSettings {
-            default_policy: policy,
-            timeout: Duration::from_millis(self.gate_timeout_ms),
-            record_all: self.record_decisions == RecordDecisions::All,
-            allow_fail_send: self.allow_fail_send,
-            retention,
-        })
     }
 }
 
