@@ -19,12 +19,10 @@
 //! reading a clock.
 
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod embedding;
 pub mod engine;
-pub mod eval;
 pub mod grpc;
 pub mod scoring;
 pub mod startup;

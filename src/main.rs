@@ -1,4 +1,4 @@
-//! The `pertinent` binary: parse settings, start telemetry, then serve, evaluate or benchmark.
+//! The `pertinent` binary: parse settings, start telemetry, then serve; or manage API keys.
 
 use clap::Parser;
 use pertinent::config::{Cli, Command, KeysCommand};
@@ -19,11 +19,13 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve(settings) => {
             let settings = settings.validate()?;
             let _telemetry = telemetry::init(&settings.telemetry)?;
+            let print_address = settings.print_address;
             let app = App::build(settings).await?;
+            if print_address {
+                println!("listening on {}", app.addr());
+            }
             app.run(shutdown_signal()).await
         }
-        Command::Eval(settings) => pertinent::eval::run(settings).await,
-        Command::Bench(settings) => pertinent::bench::run(settings).await,
         Command::Keys(KeysCommand::Add {
             file,
             id,

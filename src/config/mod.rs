@@ -32,10 +32,6 @@ pub struct Cli {
 pub enum Command {
     /// Runs the gRPC service.
     Serve(Box<ServeSettings>),
-    /// Loads labelled data sets through the gRPC API and prints their quality metrics.
-    Eval(crate::eval::EvalSettings),
-    /// Drives a service with gRPC load and prints throughput, latency and memory.
-    Bench(crate::bench::BenchSettings),
     /// Manages the API key file (docs/security.md).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -47,6 +43,11 @@ pub struct ServeSettings {
     /// Address to listen on for gRPC (port 0 picks a free port).
     #[arg(long, env = "PERTINENT_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Once bound, print `listening on HOST:PORT` on stdout: how tools that start the service
+    /// with --listen 127.0.0.1:0 learn its address.
+    #[arg(long, env = "PERTINENT_PRINT_ADDRESS")]
+    pub print_address: bool,
 
     #[command(flatten)]
     pub store: StoreSettings,
@@ -398,7 +399,7 @@ impl ServeSettings {
         Ok(self)
     }
 
-    /// Settings for tests and the in-process benchmark: listen on 127.0.0.1:0, store in `data_dir`,
+    /// Settings for tests: listen on 127.0.0.1:0, store in `data_dir`,
     /// defaults for everything else (the model where scripts/fetch-model puts it).
     pub fn for_local(data_dir: &Path) -> Self {
         let cli = Cli::parse_from([
@@ -411,9 +412,7 @@ impl ServeSettings {
         ]);
         match cli.command {
             Command::Serve(settings) => *settings,
-            Command::Eval(_) | Command::Bench(_) | Command::Keys(_) => {
-                unreachable!("parsed a serve command")
-            }
+            Command::Keys(_) => unreachable!("parsed a serve command"),
         }
     }
 }

@@ -10,7 +10,6 @@ mod health;
 mod packaging;
 mod persistence;
 mod prospects;
-mod quality;
 mod scoring;
 mod security;
 mod store_contract;

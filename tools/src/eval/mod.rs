@@ -1,16 +1,9 @@
-//! `pertinent eval PATH...`: loads labelled data sets through the public gRPC API into fresh
-//! tenants and prints the quality metrics of docs/scoring.md for every set, pooled per folder
-//! and pooled over all, with the operating curve of the GENERIC line.
+//! `eval PATH...`: loads labelled data sets into fresh tenants through the public gRPC API and
+//! prints the quality metrics of docs/scoring.md per set, pooled per folder and over all.
 //!
-//! The data set format is that of tests/data/dev/*.json: tenants with prospects (signals with a
-//! source, polarity, age in days and text), content pieces labelled `targets` (written for these
-//! prospects), `generic` (fits everyone), `refused_by` (on a topic these prospects refused) or
-//! `distractor`, and per-prospect drafts (personal, its generic twin, and optionally a
-//! placeholder leak, a self-focused and an off-topic variant). Everything goes through the same
-//! API a pipeline uses; nothing here reaches into the engine.
-//!
-//! `dataset` is the data set format and its reading, `report` the metrics and the operating
-//! curve, `measure` the calls that load a set and measure it; this file the command itself.
+//! `dataset` is the format (that of tests/data/dev/*.json) and its reading, `measure` the calls
+//! that load and measure one set, `report` the metrics and the operating curve; this file the
+//! command. docs/scoring.md says what each metric means and which sets are for what.
 
 mod dataset;
 mod measure;
@@ -27,11 +20,14 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use clap::Args;
+use clap::Parser;
 use tonic::transport::Channel;
 
-/// Options of `pertinent eval`.
-#[derive(Debug, Clone, Args)]
+use crate::server::{ChildServer, pertinent_binary};
+
+/// Loads labelled data sets through pertinent's gRPC API and prints their quality metrics.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "eval", version, about)]
 pub struct EvalSettings {
     /// Labelled data sets: JSON files (the format of tests/data/dev/*.json) or folders of them.
     #[arg(required = true)]
@@ -41,6 +37,10 @@ pub struct EvalSettings {
     /// starting one with a fresh embedded store.
     #[arg(long)]
     pub target: Option<String>,
+
+    /// The `pertinent` binary to start (default: the one beside this tool).
+    #[arg(long)]
+    pub pertinent: Option<PathBuf>,
 
     /// Print every miss, not only the metrics.
     #[arg(long)]
@@ -92,7 +92,7 @@ pub async fn evaluate_all(
     })
 }
 
-/// Runs `pertinent eval`.
+/// Runs `eval`.
 pub async fn run(settings: EvalSettings) -> anyhow::Result<()> {
     let datasets = read_datasets(&settings.datasets)?;
     let run_id = SystemTime::now()
@@ -101,19 +101,20 @@ pub async fn run(settings: EvalSettings) -> anyhow::Result<()> {
         .to_string();
     let (channel, _server) = match &settings.target {
         Some(target) => {
-            anyhow::ensure!(
-                target.starts_with("127.0.0.1:") || target.starts_with("localhost:"),
-                "--target must be on this machine (127.0.0.1)"
-            );
-            let channel = Channel::from_shared(format!("http://{target}"))?
+            let channel = Channel::from_shared(crate::local_target(target)?)?
                 .connect()
                 .await?;
             (channel, None)
         }
         None => {
-            let (channel, server) =
-                crate::startup::spawn_local(settings.scoring_config.clone()).await?;
-            (channel, Some(server))
+            let binary = pertinent_binary(settings.pertinent.as_deref())?;
+            let mut args = vec!["--log-filter".to_owned(), "warn".to_owned()];
+            if let Some(path) = &settings.scoring_config {
+                args.push("--scoring-config".into());
+                args.push(path.display().to_string());
+            }
+            let server = ChildServer::start(&binary, &args).await?;
+            (server.connect().await?, Some(server))
         }
     };
     let evaluation = evaluate_all(&channel, &datasets, &run_id).await?;

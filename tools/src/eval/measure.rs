@@ -7,11 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tonic::transport::Channel;
 
-use crate::grpc::pb;
-use crate::grpc::pb::content_service_client::ContentServiceClient;
-use crate::grpc::pb::gate_service_client::GateServiceClient;
-use crate::grpc::pb::prospect_service_client::ProspectServiceClient;
-use crate::grpc::pb::scoring_service_client::ScoringServiceClient;
+use crate::pb;
+use crate::pb::content_service_client::ContentServiceClient;
+use crate::pb::gate_service_client::GateServiceClient;
+use crate::pb::prospect_service_client::ProspectServiceClient;
+use crate::pb::scoring_service_client::ScoringServiceClient;
 
 use super::dataset::{Dataset, DraftData, TenantData};
 use super::report::{CurvePair, Report};
