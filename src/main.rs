@@ -17,10 +17,10 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(settings) => {
-            let settings = settings.validate()?;
-            let _telemetry = telemetry::init(&settings.telemetry)?;
-            let print_address = settings.print_address;
-            let app = App::build(settings).await?;
+            let options = settings.validate()?;
+            let _telemetry = telemetry::init(&options.telemetry)?;
+            let print_address = options.print_address;
+            let app = App::build(options).await?;
             if print_address {
                 println!("listening on {}", app.addr());
             }

@@ -15,23 +15,21 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthLayer, Authenticator};
-use crate::config::ServeSettings;
+use crate::config::{ServeOptions, StoreOptions};
 use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
-use crate::engine::{Engine, EngineLimits};
+use crate::engine::Engine;
 use crate::grpc::conn::SmallWrites;
 use crate::grpc::pb::content_service_server::ContentServiceServer;
 use crate::grpc::pb::gate_service_server::GateServiceServer;
 use crate::grpc::pb::prospect_service_server::ProspectServiceServer;
 use crate::grpc::pb::scoring_service_server::ScoringServiceServer;
-use crate::grpc::tls::{TlsFiles, TlsReloader};
-use crate::grpc::{self, ContentApi, GateApi, Handlers, ProspectApi, RequestLimits, ScoringApi};
+use crate::grpc::tls::TlsReloader;
+use crate::grpc::{self, ContentApi, GateApi, Handlers, ProspectApi, ScoringApi};
 use crate::store::VectorStore;
 use crate::store::qdrant::QdrantStore;
 use crate::store::sqlite::SqliteStore;
 
-/// How long a cached entry lives with the embedded store (see `App::build_with_embedder`).
-const EMBEDDED_CACHE_TTL: Duration = Duration::from_secs(600);
 /// How often readiness is re-checked while serving.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -41,7 +39,8 @@ pub struct App {
     engine: Arc<Engine>,
     handlers: Handlers,
     max_message_bytes: usize,
-    store: StoreHandle,
+    /// The engine's store too, closed after the last request.
+    store: Arc<dyn VectorStore>,
     auth: Option<Arc<Authenticator>>,
     reflection: bool,
     tls: Option<Arc<TlsReloader>>,
@@ -49,118 +48,81 @@ pub struct App {
     health_listener: Option<TcpListener>,
 }
 
-/// The concrete store behind the engine, kept for orderly shutdown.
-#[derive(Clone)]
-pub enum StoreHandle {
-    Sqlite(Arc<SqliteStore>),
-    Qdrant(Arc<QdrantStore>),
-}
-
-impl StoreHandle {
-    /// Closes the embedded store (for shutdown; tests use it to take the store away). A remote
-    /// store has nothing to close.
-    pub fn close(&self) {
-        match self {
-            Self::Sqlite(s) => s.close(),
-            Self::Qdrant(_) => {}
-        }
-    }
-}
-
 impl App {
     /// Loads the model, opens the store and binds the listener. Every misconfiguration (missing
     /// model or runtime, unreachable Qdrant, vector size mismatch) is an error here, not later.
-    pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
-        let embedding = settings.embedding.clone();
+    pub async fn build(options: ServeOptions) -> anyhow::Result<Self> {
+        let embedding = options.embedding.clone();
         let embedder = tokio::task::spawn_blocking(move || FastembedEmbedder::load(&embedding))
             .await
             .context("loading the embedding model")??;
         let embedder: Arc<dyn Embedder> = Arc::new(embedder);
-        Self::build_with_embedder(settings, embedder).await
+        let dimension = embedder.dimension();
+        let store: Arc<dyn VectorStore> = match &options.store {
+            StoreOptions::Qdrant(qdrant) => Arc::new(
+                QdrantStore::connect(qdrant, dimension)
+                    .await
+                    .with_context(|| format!("connecting to Qdrant at {}", qdrant.url))?,
+            ),
+            StoreOptions::Sqlite(sqlite) => {
+                Arc::new(SqliteStore::open_with(sqlite, dimension).with_context(|| {
+                    format!("opening the store in {}", sqlite.data_dir.display())
+                })?)
+            }
+        };
+        Self::build_with(options, embedder, store).await
     }
 
-    /// As `build`, with an embedder given by the caller.
-    pub async fn build_with_embedder(
-        settings: ServeSettings,
+    /// As `build`, on the embedder and store given (tests substitute either port; the store
+    /// must hold vectors of the embedder's dimension). `options.embedding` and
+    /// `options.store` are not used.
+    pub async fn build_with(
+        options: ServeOptions,
         embedder: Arc<dyn Embedder>,
+        store: Arc<dyn VectorStore>,
     ) -> anyhow::Result<Self> {
-        let scoring = settings.scoring.load()?;
-        let ignored = scoring.ignored_fields();
+        let ServeOptions {
+            listen,
+            print_address: _,
+            store: _,
+            embedding: _,
+            engine,
+            requests,
+            max_message_bytes,
+            telemetry: _,
+            security,
+        } = options;
+        let ignored = engine.scoring.ignored_fields();
         if !ignored.is_empty() {
             tracing::warn!(
                 fields = ?ignored,
                 "the scoring config sets parameters of the previous scoring method; they are ignored (docs/scoring.md)"
             );
         }
-        let dimension = embedder.dimension();
-        let (store, handle): (Arc<dyn VectorStore>, StoreHandle) = match &settings.store.qdrant_url
-        {
-            Some(url) => {
-                let q = Arc::new(
-                    QdrantStore::connect(url, &settings.store, dimension)
-                        .await
-                        .with_context(|| format!("connecting to Qdrant at {url}"))?,
-                );
-                (q.clone(), StoreHandle::Qdrant(q))
-            }
-            None => {
-                let s = Arc::new(
-                    SqliteStore::open_with_readers(
-                        &settings.store.data_dir,
-                        dimension,
-                        settings.store.sqlite_readers,
-                    )
-                    .with_context(|| {
-                        format!("opening the store in {}", settings.store.data_dir.display())
-                    })?,
-                );
-                (s.clone(), StoreHandle::Sqlite(s))
-            }
-        };
-        let limits = EngineLimits {
-            max_in_flight: settings.limits.max_in_flight,
-            max_scans: settings.limits.max_scans,
-            // A shared remote store has writers this process does not see: entries expire after
-            // --cache-ttl-ms. With the embedded store every write goes through this process and
-            // invalidates at once; entries still expire after EMBEDDED_CACHE_TTL, which bounds the
-            // one staleness left: a load that read the store just before a write and landed in
-            // the cache just after the write's invalidation.
-            cache_ttl: match handle {
-                StoreHandle::Qdrant(_) => settings.store.cache_ttl(),
-                StoreHandle::Sqlite(_) => EMBEDDED_CACHE_TTL,
-            },
-            profile_cache_bytes: settings.store.profile_cache_mib * 1024 * 1024,
-            text_cache_bytes: settings.embedding.text_cache_mib * 1024 * 1024,
-            history_cache_bytes: settings.gate.history_cache_mib * 1024 * 1024,
-            content_cache_bytes: settings.store.content_cache_mib * 1024 * 1024,
-            decision_memory_bytes: settings.gate.decision_memory_mib * 1024 * 1024,
-            decision_memory_ttl: Duration::from_secs(settings.gate.decision_memory_minutes * 60),
-            exclusive_store: matches!(handle, StoreHandle::Sqlite(_)),
-        };
-        let auth = match &settings.security.api_keys_file {
+        let auth = match &security.api_keys_file {
             Some(path) => Some(Authenticator::load(path.clone())?),
             None => None,
         };
         if auth.is_none() {
-            if settings.security.insecure_no_auth && !settings.listen.ip().is_loopback() {
+            if security.insecure_no_auth && !listen.ip().is_loopback() {
                 tracing::warn!(
-                    listen = %settings.listen,
+                    %listen,
                     "--insecure-no-auth: no API keys; anyone who reaches this port can read and erase every tenant's data"
                 );
             } else {
                 tracing::info!("no API keys (--api-keys-file): listening on loopback only");
             }
         }
-        let tls = match (&settings.security.tls_cert, &settings.security.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsReloader::load(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: settings.security.tls_client_ca.clone(),
-            })?),
-            _ => None,
+        let tls = match security.tls {
+            Some(files) => Some(TlsReloader::load(files)?),
+            None => None,
         };
-        let gate = settings.gate.load()?;
-        let engine = Arc::new(Engine::new(embedder, store, scoring, gate, limits));
+        if engine.gate.allow_fail_send {
+            tracing::warn!(
+                "--allow-fail-send: a policy may answer SEND while the store is unreachable"
+            );
+        }
+        let engine = Arc::new(Engine::new(embedder, store.clone(), engine));
         // Before serving: the gate must know every opt-out even if the store fails later.
         let suppressed = engine
             .load_suppressions()
@@ -171,12 +133,7 @@ impl App {
         if let Err(e) = engine.purge_expired().await {
             tracing::warn!(error = %e, "retention purge failed; retrying within the hour");
         }
-        if settings.gate.allow_fail_send {
-            tracing::warn!(
-                "--allow-fail-send: a policy may answer SEND while the store is unreachable"
-            );
-        }
-        let health_listener = match settings.security.health_listen {
+        let health_listener = match security.health_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -184,26 +141,21 @@ impl App {
             ),
             None => None,
         };
-        let listener = TcpListener::bind(settings.listen)
+        let listener = TcpListener::bind(listen)
             .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+            .with_context(|| format!("binding {listen}"))?;
         let handlers = Handlers {
             engine: engine.clone(),
-            limits: RequestLimits {
-                max_text_bytes: settings.limits.max_text_bytes,
-                max_signals_per_call: settings.limits.max_signals_per_call,
-                max_candidates: settings.limits.max_candidates,
-                max_audience: settings.limits.max_audience,
-            },
+            limits: requests,
         };
         Ok(Self {
             listener,
             engine,
             handlers,
-            max_message_bytes: settings.limits.max_message_bytes,
-            store: handle,
+            max_message_bytes,
+            store,
             auth,
-            reflection: settings.security.reflection,
+            reflection: security.reflection,
             tls,
             health_listener,
         })
@@ -221,11 +173,6 @@ impl App {
         self.health_listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
-    }
-
-    /// The store behind the service.
-    pub fn store(&self) -> StoreHandle {
-        self.store.clone()
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests and returns.
@@ -333,9 +280,7 @@ impl App {
         if let Some(task) = health_only {
             let _ = task.await;
         }
-        if let StoreHandle::Sqlite(s) = &self.store {
-            s.close();
-        }
+        self.store.close();
         result.context("serving gRPC")
     }
 }

@@ -13,7 +13,26 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, TelemetrySettings};
+/// What logs and traces are set up from (config.rs fills it from the flags).
+#[derive(Debug, Clone)]
+pub struct TelemetryOptions {
+    /// An EnvFilter directive (e.g. "info,pertinent=debug").
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint for traces; none, no export.
+    pub otlp_endpoint: Option<String>,
+    /// service.name reported with traces.
+    pub service_name: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// For log pipelines.
+    Json,
+}
 
 /// Keeps the trace pipeline alive; dropping it flushes and shuts down the exporter.
 #[must_use = "dropping the guard shuts telemetry down"]
@@ -32,7 +51,7 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
+pub fn init(settings: &TelemetryOptions) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_new(&settings.log_filter)
         .map_err(|e| anyhow::anyhow!("--log-filter {:?}: {e}", settings.log_filter))?;
     let fmt = match settings.log_format {

@@ -5,7 +5,7 @@ use super::*;
 
 /// The send-path gate's defaults.
 #[derive(Debug, Clone, Args)]
-pub struct GateConfig {
+pub struct GateSettings {
     /// JSON file with the default gate policy (any subset of its fields; docs/gate.md lists
     /// them). Tenants override it with GateService.SetPolicy.
     #[arg(long, env = "PERTINENT_GATE_POLICY")]
@@ -87,9 +87,9 @@ pub enum FailDecision {
     Reject,
 }
 
-impl GateConfig {
-    /// The gate settings: the default policy (built in, then the file, then the flag), validated.
-    pub fn load(&self) -> anyhow::Result<crate::engine::gate::GateSettings> {
+impl GateSettings {
+    /// The gate's options: the default policy (built in, then the file, then the flag), validated.
+    pub(super) fn options(&self) -> anyhow::Result<crate::engine::gate::GateOptions> {
         use crate::scoring::Decision;
         use crate::scoring::gate::GatePolicy;
         let mut policy: GatePolicy = match &self.gate_policy {
@@ -137,7 +137,7 @@ impl GateConfig {
             self.decision_memory_minutes >= 1,
             "--decision-memory-minutes must be at least 1"
         );
-        Ok(crate::engine::gate::GateSettings {
+        Ok(crate::engine::gate::GateOptions {
             default_policy: policy,
             timeout: Duration::from_millis(self.gate_timeout_ms),
             record_all: self.record_decisions == RecordDecisions::All,

@@ -1,22 +1,32 @@
 //! Settings: the command line and its environment variables, parsed and validated once.
 //!
 //! Every flag has an environment variable (`PERTINENT_*`) and a doc comment that is its `--help`.
-//! Nothing below this module reads the environment: the typed settings are passed down whole.
+//! `ServeSettings::validate` is the one place that turns flags into what each layer is built
+//! from (`ServeOptions`: `SqliteOptions`, `QdrantOptions`, `FastembedOptions`, `EngineOptions`
+//! with its `CacheOptions`, `TelemetryOptions`...) and reads the files flags name. Naming:
+//! `*Settings` is what clap parses, `*Options` / `*Limits` what a layer takes. Nothing below
+//! this module reads the environment or sees a clap type.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::scoring::ScoringConfig;
+use crate::domain::Secret;
+use crate::embedding::fastembed::{FastembedOptions, ModelPooling};
+use crate::engine::{CacheOptions, EngineLimits, EngineOptions};
+use crate::grpc::RequestLimits;
+use crate::grpc::tls::TlsFiles;
+use crate::scoring::ScoringOptions;
+use crate::store::qdrant::QdrantOptions;
+use crate::store::sqlite::SqliteOptions;
+use crate::telemetry::{LogFormat, TelemetryOptions};
 
 mod gate;
 mod security;
 
-pub use gate::{FailDecision, GateConfig, RecordDecisions};
+pub use gate::{FailDecision, GateSettings, RecordDecisions};
 pub use security::{KeysCommand, SecuritySettings};
 
 /// pertinent: scores how relevant a piece of outbound marketing is to one prospect.
@@ -59,7 +69,7 @@ pub struct ServeSettings {
     pub scoring: ScoringSettings,
 
     #[command(flatten)]
-    pub gate: GateConfig,
+    pub gate: GateSettings,
 
     #[command(flatten)]
     pub limits: LimitSettings,
@@ -126,11 +136,44 @@ pub struct StoreSettings {
     pub content_cache_mib: u64,
 }
 
-impl StoreSettings {
-    /// The cache TTL as a duration.
-    pub fn cache_ttl(&self) -> Duration {
-        Duration::from_millis(self.cache_ttl_ms)
-    }
+/// Which store the service runs on.
+#[derive(Debug, Clone)]
+pub enum StoreOptions {
+    /// The embedded default.
+    Sqlite(SqliteOptions),
+    /// A Qdrant server or cluster.
+    Qdrant(QdrantOptions),
+}
+
+/// How long a cached entry lives with the embedded store. Every write goes through this one
+/// process and invalidates at once; the TTL still bounds the one staleness left: a load that
+/// read the store just before a write and landed in the cache just after its invalidation.
+const EMBEDDED_CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// What `pertinent serve` is built from: every flag resolved, every file a flag names read
+/// (the API key file and the TLS files are read by their layers, which re-read them on change).
+#[derive(Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub print_address: bool,
+    pub store: StoreOptions,
+    pub embedding: FastembedOptions,
+    pub engine: EngineOptions,
+    pub requests: RequestLimits,
+    /// Largest gRPC message, either way.
+    pub max_message_bytes: usize,
+    pub telemetry: TelemetryOptions,
+    pub security: SecurityOptions,
+}
+
+/// Who may connect, and how, resolved.
+#[derive(Debug, Clone)]
+pub struct SecurityOptions {
+    pub api_keys_file: Option<PathBuf>,
+    pub insecure_no_auth: bool,
+    pub reflection: bool,
+    pub tls: Option<TlsFiles>,
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// The embedding model and the ONNX Runtime that runs it.
@@ -243,7 +286,7 @@ pub struct ScoringSettings {
 
 impl ScoringSettings {
     /// The scoring parameters: defaults, then the file, then the threshold flags; validated.
-    pub fn load(&self) -> anyhow::Result<ScoringConfig> {
+    fn options(&self) -> anyhow::Result<ScoringOptions> {
         let mut config = match &self.scoring_config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -251,7 +294,7 @@ impl ScoringSettings {
                 serde_json::from_str(&text)
                     .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?
             }
-            None => ScoringConfig::default(),
+            None => ScoringOptions::default(),
         };
         if let Some(t) = self.send_threshold {
             config.send_threshold = t;
@@ -306,8 +349,8 @@ pub struct TelemetrySettings {
     pub log_filter: String,
 
     /// Log format: text for people, json for log pipelines.
-    #[arg(long, env = "PERTINENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[arg(long, env = "PERTINENT_LOG_FORMAT", value_enum, default_value_t = LogFormatSetting::Text)]
+    pub log_format: LogFormatSetting,
 
     /// OTLP/gRPC endpoint for traces (e.g. http://127.0.0.1:4317); unset disables tracing export.
     #[arg(long, env = "PERTINENT_OTLP_ENDPOINT")]
@@ -320,50 +363,33 @@ pub struct TelemetrySettings {
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub enum LogFormatSetting {
     Text,
     Json,
 }
 
-/// A secret that Debug never prints.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
 impl ServeSettings {
-    /// Checks what clap cannot and resolves default asset paths. Called once, at load.
-    pub fn validate(mut self) -> anyhow::Result<Self> {
-        let e = &mut self.embedding;
-        anyhow::ensure!(e.workers >= 1, "--embed-workers must be at least 1");
-        anyhow::ensure!(e.intra_threads >= 1, "--embed-threads must be at least 1");
-        anyhow::ensure!(e.batch_texts >= 1, "--embed-batch-texts must be at least 1");
+    /// Checks what clap cannot, reads the files flags name and resolves default asset paths
+    /// into what each layer is built from. Called once, at load.
+    pub fn validate(self) -> anyhow::Result<ServeOptions> {
+        let Self {
+            listen,
+            print_address,
+            store,
+            embedding,
+            scoring,
+            gate,
+            limits,
+            telemetry,
+            security,
+        } = self;
         anyhow::ensure!(
-            e.batch_tokens >= e.max_tokens,
-            "--embed-batch-tokens must be at least --model-max-tokens"
+            security.api_keys_file.is_some()
+                || security.insecure_no_auth
+                || listen.ip().is_loopback(),
+            "listening on {listen} without API keys would let anyone who reaches the port read and erase every tenant's data: give --api-keys-file, or --insecure-no-auth to accept that",
         );
-        anyhow::ensure!(e.queue >= 1, "--embed-queue must be at least 1");
-        e.model_dir = resolve_asset(&e.model_dir);
-        e.ort_dylib_path = resolve_asset(&e.ort_dylib_path);
-        let l = &self.limits;
+        let l = &limits;
         anyhow::ensure!(l.max_text_bytes >= 1, "--max-text-bytes must be at least 1");
         anyhow::ensure!(l.max_candidates >= 1, "--max-candidates must be at least 1");
         anyhow::ensure!(
@@ -372,31 +398,49 @@ impl ServeSettings {
         );
         anyhow::ensure!(l.max_in_flight >= 1, "--max-in-flight must be at least 1");
         anyhow::ensure!(l.max_scans >= 1, "--max-scans must be at least 1");
-        anyhow::ensure!(
-            self.store.sqlite_readers >= 1,
-            "--sqlite-readers must be at least 1"
-        );
-        self.scoring.load()?;
-        self.gate.load()?;
-        if let Some(path) = self.store.qdrant_api_key_file.take() {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                anyhow::anyhow!("reading --qdrant-api-key-file {}: {e}", path.display())
-            })?;
-            let key = text.trim_end();
-            anyhow::ensure!(
-                !key.is_empty(),
-                "--qdrant-api-key-file {} is empty",
-                path.display()
-            );
-            self.store.qdrant_api_key = Some(Secret(key.to_owned()));
-        }
-        let s = &self.security;
-        anyhow::ensure!(
-            s.api_keys_file.is_some() || s.insecure_no_auth || self.listen.ip().is_loopback(),
-            "listening on {} without API keys would let anyone who reaches the port read and erase every tenant's data: give --api-keys-file, or --insecure-no-auth to accept that",
-            self.listen
-        );
-        Ok(self)
+        let store_options = store.options()?;
+        let exclusive_store = matches!(store_options, StoreOptions::Sqlite(_));
+        let mib = |n: u64| n * 1024 * 1024;
+        let engine = EngineOptions {
+            scoring: scoring.options()?,
+            gate: gate.options()?,
+            limits: EngineLimits {
+                max_in_flight: limits.max_in_flight,
+                max_scans: limits.max_scans,
+            },
+            caches: CacheOptions {
+                // A shared remote store has writers this process does not see: entries expire
+                // after --cache-ttl-ms.
+                ttl: if exclusive_store {
+                    EMBEDDED_CACHE_TTL
+                } else {
+                    Duration::from_millis(store.cache_ttl_ms)
+                },
+                profile_bytes: mib(store.profile_cache_mib),
+                text_bytes: mib(embedding.text_cache_mib),
+                history_bytes: mib(gate.history_cache_mib),
+                content_bytes: mib(store.content_cache_mib),
+                decision_memory_bytes: mib(gate.decision_memory_mib),
+                decision_memory_ttl: Duration::from_secs(gate.decision_memory_minutes * 60),
+            },
+            exclusive_store,
+        };
+        Ok(ServeOptions {
+            listen,
+            print_address,
+            store: store_options,
+            embedding: embedding.options()?,
+            engine,
+            requests: RequestLimits {
+                max_text_bytes: limits.max_text_bytes,
+                max_signals_per_call: limits.max_signals_per_call,
+                max_candidates: limits.max_candidates,
+                max_audience: limits.max_audience,
+            },
+            max_message_bytes: limits.max_message_bytes,
+            telemetry: telemetry.options(),
+            security: security.options(),
+        })
     }
 
     /// Settings for tests: listen on 127.0.0.1:0, store in `data_dir`,
@@ -413,6 +457,90 @@ impl ServeSettings {
         match cli.command {
             Command::Serve(settings) => *settings,
             Command::Keys(_) => unreachable!("parsed a serve command"),
+        }
+    }
+}
+
+impl StoreSettings {
+    fn options(&self) -> anyhow::Result<StoreOptions> {
+        anyhow::ensure!(
+            self.sqlite_readers >= 1,
+            "--sqlite-readers must be at least 1"
+        );
+        let Some(url) = &self.qdrant_url else {
+            return Ok(StoreOptions::Sqlite(SqliteOptions {
+                data_dir: self.data_dir.clone(),
+                readers: self.sqlite_readers,
+            }));
+        };
+        let api_key = match &self.qdrant_api_key_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("reading --qdrant-api-key-file {}: {e}", path.display())
+                })?;
+                let key = text.trim_end();
+                anyhow::ensure!(
+                    !key.is_empty(),
+                    "--qdrant-api-key-file {} is empty",
+                    path.display()
+                );
+                Some(Secret::new(key))
+            }
+            None => self.qdrant_api_key.clone(),
+        };
+        Ok(StoreOptions::Qdrant(QdrantOptions {
+            url: url.clone(),
+            api_key,
+            collection: self.qdrant_collection.clone(),
+            timeout: Duration::from_millis(self.qdrant_timeout_ms),
+        }))
+    }
+}
+
+impl EmbeddingSettings {
+    fn options(&self) -> anyhow::Result<FastembedOptions> {
+        anyhow::ensure!(self.workers >= 1, "--embed-workers must be at least 1");
+        anyhow::ensure!(
+            self.intra_threads >= 1,
+            "--embed-threads must be at least 1"
+        );
+        anyhow::ensure!(
+            self.batch_texts >= 1,
+            "--embed-batch-texts must be at least 1"
+        );
+        anyhow::ensure!(
+            self.batch_tokens >= self.max_tokens,
+            "--embed-batch-tokens must be at least --model-max-tokens"
+        );
+        anyhow::ensure!(self.queue >= 1, "--embed-queue must be at least 1");
+        Ok(FastembedOptions {
+            model_dir: resolve_asset(&self.model_dir),
+            ort_dylib_path: resolve_asset(&self.ort_dylib_path),
+            pooling: match self.pooling {
+                PoolingSetting::Mean => ModelPooling::Mean,
+                PoolingSetting::Cls => ModelPooling::Cls,
+            },
+            max_tokens: self.max_tokens,
+            workers: self.workers,
+            intra_threads: self.intra_threads,
+            batch_wait: Duration::from_micros(self.batch_wait_us),
+            batch_tokens: self.batch_tokens,
+            batch_texts: self.batch_texts,
+            queue: self.queue,
+        })
+    }
+}
+
+impl TelemetrySettings {
+    fn options(&self) -> TelemetryOptions {
+        TelemetryOptions {
+            log_filter: self.log_filter.clone(),
+            log_format: match self.log_format {
+                LogFormatSetting::Text => LogFormat::Text,
+                LogFormatSetting::Json => LogFormat::Json,
+            },
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            service_name: self.service_name.clone(),
         }
     }
 }

@@ -66,3 +66,23 @@ pub struct SecuritySettings {
     #[arg(long, env = "PERTINENT_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub reflection: bool,
 }
+
+impl SecuritySettings {
+    pub(super) fn options(&self) -> SecurityOptions {
+        SecurityOptions {
+            api_keys_file: self.api_keys_file.clone(),
+            insecure_no_auth: self.insecure_no_auth,
+            reflection: self.reflection,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                // clap requires both or neither.
+                _ => None,
+            },
+            health_listen: self.health_listen,
+        }
+    }
+}

@@ -22,7 +22,36 @@ use ort::environment::Environment;
 use tokio::sync::oneshot;
 
 use super::{EmbedError, Embedder};
-use crate::config::{EmbeddingSettings, PoolingSetting};
+
+/// What the fastembed adapter is built from (config.rs fills it from the flags).
+#[derive(Debug, Clone)]
+pub struct FastembedOptions {
+    /// The directory holding `MODEL_FILES`.
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library.
+    pub ort_dylib_path: PathBuf,
+    pub pooling: ModelPooling,
+    /// Longest input in tokens; longer texts are truncated.
+    pub max_tokens: usize,
+    /// Model threads, each with its own ONNX session.
+    pub workers: usize,
+    /// ONNX Runtime intra-op threads per worker.
+    pub intra_threads: usize,
+    /// How long a worker waits for more texts to fill a batch.
+    pub batch_wait: Duration,
+    /// Upper bounds of one batch, in tokens and in texts.
+    pub batch_tokens: usize,
+    pub batch_texts: usize,
+    /// Requests that may wait for a worker; past that, `EmbedError::Overloaded`.
+    pub queue: usize,
+}
+
+/// How token embeddings become one sentence vector: as the model was trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelPooling {
+    Mean,
+    Cls,
+}
 
 /// The files a model directory must hold.
 const MODEL_FILES: [&str; 5] = [
@@ -51,20 +80,20 @@ pub struct FastembedEmbedder {
 impl FastembedEmbedder {
     /// Loads ONNX Runtime and the model (once per worker) and starts the workers. Blocking: call
     /// from start-up, not from an async worker. Every failure is a clear error, never a panic.
-    pub fn load(settings: &EmbeddingSettings) -> Result<Self, EmbedError> {
-        let environment = runtime_environment(&settings.ort_dylib_path)?;
-        let pooling = match settings.pooling {
-            PoolingSetting::Mean => Pooling::Mean,
-            PoolingSetting::Cls => Pooling::Cls,
+    pub fn load(options: &FastembedOptions) -> Result<Self, EmbedError> {
+        let environment = runtime_environment(&options.ort_dylib_path)?;
+        let pooling = match options.pooling {
+            ModelPooling::Mean => Pooling::Mean,
+            ModelPooling::Cls => Pooling::Cls,
         };
-        let (sender, receiver) = crossbeam_channel::bounded(settings.queue);
+        let (sender, receiver) = crossbeam_channel::bounded(options.queue);
         let alive = Arc::new(AtomicUsize::new(0));
         let mut dimension = 0;
-        for index in 0..settings.workers {
+        for index in 0..options.workers {
             // Read per worker and moved into the session builder: no second copy of the weights
             // is held while ONNX Runtime builds its own.
-            let files = read_model_files(&settings.model_dir)?;
-            let mut model = build_model(files, pooling.clone(), &environment, settings)?;
+            let files = read_model_files(&options.model_dir)?;
+            let mut model = build_model(files, pooling.clone(), &environment, options)?;
             let probe = model
                 .embed(["dimension probe"], None)
                 .map_err(|e| EmbedError::Load(format!("running the model once: {e}")))?;
@@ -76,10 +105,10 @@ impl FastembedEmbedder {
             }
             let worker = Worker {
                 receiver: receiver.clone(),
-                batch_wait: Duration::from_micros(settings.batch_wait_us),
-                batch_tokens: settings.batch_tokens,
-                batch_texts: settings.batch_texts,
-                max_tokens: settings.max_tokens,
+                batch_wait: options.batch_wait,
+                batch_tokens: options.batch_tokens,
+                batch_texts: options.batch_texts,
+                max_tokens: options.max_tokens,
             };
             let alive = alive.clone();
             alive.fetch_add(1, Ordering::SeqCst);
@@ -91,15 +120,15 @@ impl FastembedEmbedder {
                 })
                 .map_err(|e| EmbedError::Load(format!("starting a worker thread: {e}")))?;
         }
-        let model_id = settings
+        let model_id = options
             .model_dir
             .file_name()
             .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
         tracing::info!(
             dimension,
-            workers = settings.workers,
-            intra_threads = settings.intra_threads,
-            model_dir = %settings.model_dir.display(),
+            workers = options.workers,
+            intra_threads = options.intra_threads,
+            model_dir = %options.model_dir.display(),
             "embedding model loaded"
         );
         Ok(Self {
@@ -204,13 +233,13 @@ fn build_model(
     files: ModelFiles,
     pooling: Pooling,
     environment: &Environment,
-    settings: &EmbeddingSettings,
+    options: &FastembedOptions,
 ) -> Result<TextEmbedding, EmbedError> {
     let model = UserDefinedEmbeddingModel::new(files.onnx, files.tokenizer).with_pooling(pooling);
     let options = InitOptionsUserDefined::new()
         .with_environment(environment.clone())
-        .with_max_length(settings.max_tokens)
-        .with_intra_threads(settings.intra_threads)
+        .with_max_length(options.max_tokens)
+        .with_intra_threads(options.intra_threads)
         // No CPU arena: an arena keeps the peak of the largest batch ever seen for the life of
         // the process; without it, batch memory is freed after each run.
         .with_execution_providers(vec![

@@ -23,7 +23,7 @@ use crate::domain::{
     SignalRecord, SignalSource, Tenant, Text, Weight, embedding_text,
 };
 use crate::embedding::{EmbedError, Embedder};
-use crate::scoring::{self, Assessment, Baseline, Decision, Profile, ScoringConfig};
+use crate::scoring::{self, Assessment, Baseline, Decision, Profile, ScoringOptions};
 use crate::store::{ProspectSummary, SignalWrite, StoreError, VectorStore};
 
 use cache::Caches;
@@ -56,31 +56,45 @@ pub enum EngineError {
     Embed(#[from] EmbedError),
 }
 
-/// Bounds the engine enforces on work.
+/// What the engine is built from (config.rs fills it from the flags).
 #[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub scoring: ScoringOptions,
+    pub gate: gate::GateOptions,
+    pub limits: EngineLimits,
+    pub caches: CacheOptions,
+    /// This process is the store's only writer (the embedded store): what it holds in memory
+    /// of the gate's histories, decisions and suppression list is exact, so a check need not
+    /// ask the store what only another writer could have changed.
+    pub exclusive_store: bool,
+}
+
+/// How much work the engine admits at once; past that, `EngineError::Overloaded`.
+#[derive(Debug, Clone, Copy)]
 pub struct EngineLimits {
     /// Requests in flight at once.
     pub max_in_flight: usize,
     /// Tenant-wide scans (FindAudience) at once.
     pub max_scans: usize,
+}
+
+/// The sizes and lifetimes of the engine's caches.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheOptions {
     /// How long cached profiles, content, baselines, policies and histories may be served
     /// (writes through this engine also invalidate them at once).
-    pub cache_ttl: Duration,
+    pub ttl: Duration,
     /// Bytes of prospect profiles to cache.
-    pub profile_cache_bytes: u64,
+    pub profile_bytes: u64,
     /// Bytes of text embeddings to cache (texts plus vectors).
-    pub text_cache_bytes: u64,
+    pub text_bytes: u64,
     /// Bytes of prospects' gate histories (sends and engagements) to cache.
-    pub history_cache_bytes: u64,
+    pub history_bytes: u64,
     /// Bytes of registered pieces (vectors and texts) to cache.
-    pub content_cache_bytes: u64,
+    pub content_bytes: u64,
     /// Bytes of recent gate decisions to remember for retries, and for how long.
     pub decision_memory_bytes: u64,
     pub decision_memory_ttl: Duration,
-    /// This process is the store's only writer (the embedded store): what it holds in memory
-    /// of the gate's histories, decisions and suppression list is exact, so a check need not
-    /// ask the store what only another writer could have changed.
-    pub exclusive_store: bool,
 }
 
 /// A signal as a client sends it, before embedding.
@@ -135,11 +149,11 @@ pub struct Scored {
 pub struct Engine {
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn VectorStore>,
-    config: ScoringConfig,
-    gate: gate::GateSettings,
+    scoring: ScoringOptions,
+    gate: gate::GateOptions,
     caches: Arc<Caches>,
     suppressions: Arc<gate::Suppressions>,
-    /// See `EngineLimits::exclusive_store`.
+    /// See `EngineOptions::exclusive_store`.
     exclusive_store: bool,
     /// Checks answered SEND because the store could not be reached (`--allow-fail-send`).
     fail_sends: std::sync::atomic::AtomicU64,
@@ -170,18 +184,23 @@ impl Engine {
     pub fn new(
         embedder: Arc<dyn Embedder>,
         store: Arc<dyn VectorStore>,
-        config: ScoringConfig,
-        gate: gate::GateSettings,
-        limits: EngineLimits,
+        options: EngineOptions,
     ) -> Self {
+        let EngineOptions {
+            scoring,
+            gate,
+            limits,
+            caches,
+            exclusive_store,
+        } = options;
         Self {
             embedder,
             store,
-            caches: Arc::new(Caches::new(&limits)),
-            suppressions: Arc::new(gate::Suppressions::new(limits.exclusive_store)),
-            exclusive_store: limits.exclusive_store,
+            caches: Arc::new(Caches::new(&caches)),
+            suppressions: Arc::new(gate::Suppressions::new(exclusive_store)),
+            exclusive_store,
             fail_sends: std::sync::atomic::AtomicU64::new(0),
-            config,
+            scoring,
             gate,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             scans: Arc::new(Semaphore::new(limits.max_scans)),

@@ -58,7 +58,7 @@ impl Engine {
         prospect: &ProspectId,
     ) -> Result<Arc<Profile>, EngineError> {
         self.caches
-            .profile(&*self.store, &self.config, tenant, prospect)
+            .profile(&*self.store, &self.scoring, tenant, prospect)
             .await?
             .ok_or_else(|| not_found("prospect", prospect))
     }
@@ -71,7 +71,7 @@ impl Engine {
         now: Millis,
     ) -> Result<cache::BaselineValues, EngineError> {
         self.caches
-            .baseline_values(&*self.store, &self.config, tenant, candidate, now)
+            .baseline_values(&*self.store, &self.scoring, tenant, candidate, now)
             .await
     }
 
@@ -98,7 +98,7 @@ impl Engine {
                 others,
                 baseline.centering.as_deref(),
                 now,
-                &self.config,
+                &self.scoring,
             ),
         }
     }
@@ -196,7 +196,7 @@ impl Engine {
             // A prospect deleted since the scan is simply skipped.
             let Some(profile) = self
                 .caches
-                .profile(&*self.store, &self.config, tenant, &prospect)
+                .profile(&*self.store, &self.scoring, tenant, &prospect)
                 .await?
             else {
                 continue;

@@ -2,7 +2,7 @@
 
 use crate::domain::{Polarity, SignalSource};
 
-use super::{Assessment, Decision, Evidence, Match, Reason, ReasonCode, Relevance, ScoringConfig};
+use super::{Assessment, Decision, Evidence, Match, Reason, ReasonCode, Relevance, ScoringOptions};
 
 /// What `assess` found, handed over for explanation.
 pub(super) struct Findings<'a, 'p> {
@@ -13,7 +13,7 @@ pub(super) struct Findings<'a, 'p> {
     pub negative: Option<Match>,
     pub generic: bool,
     pub has_baseline: bool,
-    pub config: &'a ScoringConfig,
+    pub config: &'a ScoringOptions,
 }
 
 fn source_phrase(source: SignalSource) -> &'static str {
@@ -130,7 +130,7 @@ pub(super) fn explain(f: Findings<'_, '_>) -> Assessment {
 }
 
 /// No positive evidence in force: review, and claim no relevance.
-pub(super) fn insufficient_profile(rel: &Relevance<'_>, config: &ScoringConfig) -> Assessment {
+pub(super) fn insufficient_profile(rel: &Relevance<'_>, config: &ScoringOptions) -> Assessment {
     let blocking = rel.blocking_negative(config);
     let mut reasons = Vec::new();
     let mut evidence = Vec::new();

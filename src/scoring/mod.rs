@@ -28,7 +28,7 @@ use crate::domain::{Millis, Polarity, SignalSource};
 /// Every tunable number of the scoring model, with the defaults docs/scoring.md justifies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ScoringConfig {
+pub struct ScoringOptions {
     /// Evidence loses half its prior every this many days...
     pub half_life_days: f32,
     /// ...but never falls below this share of it (an old interest is still an interest).
@@ -84,7 +84,7 @@ pub struct ScoringConfig {
     pub generic_share: Option<f32>,
 }
 
-impl Default for ScoringConfig {
+impl Default for ScoringOptions {
     fn default() -> Self {
         Self {
             half_life_days: 180.0,
@@ -112,7 +112,7 @@ impl Default for ScoringConfig {
     }
 }
 
-impl ScoringConfig {
+impl ScoringOptions {
     /// The parameters set that this version ignores (see `generic_share`).
     pub fn ignored_fields(&self) -> Vec<&'static str> {
         [
@@ -316,7 +316,7 @@ pub fn assess(
     baseline: Baseline,
     centering: Option<&Centering>,
     now: Millis,
-    config: &ScoringConfig,
+    config: &ScoringOptions,
 ) -> Assessment {
     // A baseline needs enough other prospects, and a common direction made of enough
     // prospects' evidence to remove.

@@ -10,7 +10,7 @@
 
 use crate::domain::{Millis, Polarity, SignalSource};
 
-use super::ScoringConfig;
+use super::ScoringOptions;
 
 const MILLIS_PER_DAY: f32 = 86_400_000.0;
 
@@ -196,7 +196,7 @@ pub struct Profile {
 
 impl Profile {
     /// Builds a profile, marking signals superseded by later opposite ones on the same topic.
-    pub fn new(signals: Vec<ProfileSignal>, config: &ScoringConfig) -> Self {
+    pub fn new(signals: Vec<ProfileSignal>, config: &ScoringOptions) -> Self {
         let vectors: Vec<Compact> = signals.iter().map(|s| Compact::new(&s.vector)).collect();
         let superseded = signals
             .iter()
@@ -316,7 +316,7 @@ impl Relevance<'_> {
     /// The negative match that rejects the candidate, if any: similar enough to a refused
     /// topic, and not outdone by a closer match with something wanted. On the refused topic
     /// itself (`negative_on_topic`) only interests voiced after the refusal count.
-    pub fn blocking_negative(&self, config: &ScoringConfig) -> Option<Match> {
+    pub fn blocking_negative(&self, config: &ScoringOptions) -> Option<Match> {
         let signals = self.profile.signals();
         self.negatives
             .iter()
@@ -334,7 +334,7 @@ impl Relevance<'_> {
 }
 
 /// A signal's prior in [0, 1]: source weight x recency x weight.
-fn prior(signal: &SignalInfo, now: Millis, config: &ScoringConfig) -> f32 {
+fn prior(signal: &SignalInfo, now: Millis, config: &ScoringOptions) -> f32 {
     let age_days = ((now - signal.observed_at).max(0) as f32) / MILLIS_PER_DAY;
     let decay = 0.5f32.powf(age_days / config.half_life_days);
     let recency = config.recency_floor + (1.0 - config.recency_floor) * decay;
@@ -359,7 +359,7 @@ pub fn relevance_value(
     candidate: &[f32],
     profile: &Profile,
     now: Millis,
-    config: &ScoringConfig,
+    config: &ScoringOptions,
 ) -> f32 {
     let effective = profile.active(Polarity::Positive).map(|(i, s)| {
         profile.vectors[i].dot(candidate) - config.prior_penalty * (1.0 - prior(s, now, config))
@@ -375,7 +375,7 @@ pub fn relevance<'p>(
     profile: &'p Profile,
     centering: Option<&Centering>,
     now: Millis,
-    config: &ScoringConfig,
+    config: &ScoringOptions,
 ) -> Relevance<'p> {
     let centered_candidate =
         centering.and_then(|c| Some((c, CenteredCandidate::new(candidate, c)?)));

@@ -30,7 +30,7 @@ fn signal(id: &str, polarity: Polarity, days_ago: i64, vector: Vec<f32>) -> Prof
 }
 
 fn profile(signals: Vec<ProfileSignal>) -> Profile {
-    Profile::new(signals, &ScoringConfig::default())
+    Profile::new(signals, &ScoringOptions::default())
 }
 
 fn x() -> Vec<f32> {
@@ -57,7 +57,7 @@ fn uncentered(p: &Profile, typical: f32) -> Assessment {
         baseline(typical),
         None,
         NOW,
-        &ScoringConfig::default(),
+        &ScoringOptions::default(),
     )
 }
 
@@ -78,7 +78,7 @@ fn a_close_specific_match_is_sent_with_its_evidence() {
         baseline(0.2),
         Some(&common),
         NOW,
-        &ScoringConfig::default(),
+        &ScoringOptions::default(),
     );
     assert_eq!(a.decision, Decision::Send, "{a:?}");
     assert!(a.score > 0.9);
@@ -98,7 +98,7 @@ fn a_piece_that_fits_everyone_is_generic_whatever_its_similarity() {
         baseline(0.58),
         Some(&common),
         NOW,
-        &ScoringConfig::default(),
+        &ScoringOptions::default(),
     );
     assert_eq!(a.decision, Decision::Reject);
     assert!(codes(&a).contains(&ReasonCode::Generic), "{a:?}");
@@ -107,7 +107,7 @@ fn a_piece_that_fits_everyone_is_generic_whatever_its_similarity() {
 
 #[test]
 fn what_stands_out_from_the_tenant_is_sent_and_what_matches_nothing_is_low_relevance() {
-    let config = ScoringConfig::default();
+    let config = ScoringOptions::default();
     // The tenant leans along y; the prospect's interest and the piece share x.
     let common = tenant_mean(vec![0.0, 0.5, 0.0]);
     let p = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.8))]);
@@ -130,7 +130,7 @@ fn centered_similarity_is_the_cosine_of_the_centered_vectors() {
     let p = profile(vec![signal("s1", Polarity::Positive, 0, at(0.7))]);
     let mean = vec![0.3, -0.2, 0.1];
     let common = tenant_mean(mean.clone());
-    let rel = relevance(&x(), &p, Some(&common), NOW, &ScoringConfig::default());
+    let rel = relevance(&x(), &p, Some(&common), NOW, &ScoringOptions::default());
     let centered = |v: Vec<f32>| -> Vec<f32> {
         let d: Vec<f32> = v.iter().zip(&mean).map(|(a, m)| a - m).collect();
         let n = d.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -188,7 +188,7 @@ fn near_a_refused_topic_but_closer_to_a_wanted_one_is_not_punished() {
     ]);
     assert!(!p.is_superseded(0) && !p.is_superseded(1));
     let without_stop = profile(vec![signal("interest", Polarity::Positive, 10, at(-0.5))]);
-    let config = ScoringConfig::default();
+    let config = ScoringOptions::default();
     let a = assess(&x(), &p, baseline(0.1), None, NOW, &config);
     let b = assess(&x(), &without_stop, baseline(0.1), None, NOW, &config);
     assert_eq!(a.score, b.score);
@@ -199,7 +199,7 @@ fn near_a_refused_topic_but_closer_to_a_wanted_one_is_not_punished() {
 fn on_the_refused_topic_only_a_later_interest_keeps_the_piece() {
     // The candidate is on the refused topic (cos 0.6) and closer still to an interest on a
     // neighbouring topic (cos 0.8) that is not similar enough to the refusal to be replaced.
-    let config = ScoringConfig::default();
+    let config = ScoringOptions::default();
     let interest = || {
         let mut v = with_cos(0.8);
         v[1] = -v[1];
@@ -226,7 +226,7 @@ fn on_the_refused_topic_only_a_later_interest_keeps_the_piece() {
 #[test]
 fn without_a_common_direction_there_is_no_baseline_and_raw_relevance_decides() {
     // Enough other prospects, but none of them with evidence to make a mean of.
-    let config = ScoringConfig::default();
+    let config = ScoringOptions::default();
     let close = profile(vec![signal("s1", Polarity::Positive, 1, with_cos(0.8))]);
     let a = assess(&x(), &close, baseline(0.1), None, NOW, &config);
     assert_eq!(a.decision, Decision::Review, "{a:?}");
@@ -249,7 +249,7 @@ fn a_small_tenant_caps_decisions_at_review() {
         prospects: 1,
         typical: 0.1,
     };
-    let a = assess(&x(), &p, small, None, NOW, &ScoringConfig::default());
+    let a = assess(&x(), &p, small, None, NOW, &ScoringOptions::default());
     assert_eq!(a.decision, Decision::Review);
     assert!(codes(&a).contains(&ReasonCode::NoBaseline));
 }
@@ -259,7 +259,7 @@ fn page_views_count_less_than_replies() {
     let mut view = signal("v", Polarity::Positive, 1, with_cos(0.6));
     view.source = SignalSource::WebVisit;
     let reply = signal("r", Polarity::Positive, 1, with_cos(0.6));
-    let config = ScoringConfig::default();
+    let config = ScoringOptions::default();
     let rv = relevance_value(&x(), &profile(vec![view]), NOW, &config);
     let rr = relevance_value(&x(), &profile(vec![reply]), NOW, &config);
     assert!(rr > rv);
@@ -276,16 +276,16 @@ fn the_baseline_is_the_median_of_other_prospects() {
 
 #[test]
 fn defaults_are_valid_and_bad_values_are_refused() {
-    assert!(ScoringConfig::default().validate().is_ok());
-    let bad = ScoringConfig {
+    assert!(ScoringOptions::default().validate().is_ok());
+    let bad = ScoringOptions {
         review_threshold: 0.9,
         send_threshold: 0.5,
-        ..ScoringConfig::default()
+        ..ScoringOptions::default()
     };
     assert!(bad.validate().is_err());
-    let nan = ScoringConfig {
+    let nan = ScoringOptions {
         sharpness: f32::NAN,
-        ..ScoringConfig::default()
+        ..ScoringOptions::default()
     };
     assert!(nan.validate().is_err());
 }
@@ -304,10 +304,10 @@ proptest! {
             signal(&format!("s{i}"), polarity, ages[i], at(*a))
         }).collect();
         let p = profile(signals);
-        let a = assess(&x(), &p, Baseline { prospects: others, typical: mean }, None, NOW, &ScoringConfig::default());
+        let a = assess(&x(), &p, Baseline { prospects: others, typical: mean }, None, NOW, &ScoringOptions::default());
         prop_assert!((0.0..=1.0).contains(&a.score));
         prop_assert!((0.0..=1.0).contains(&a.relevance));
-        prop_assert!(a.evidence.len() <= ScoringConfig::default().max_evidence);
+        prop_assert!(a.evidence.len() <= ScoringOptions::default().max_evidence);
         prop_assert!(!a.reasons.is_empty());
     }
 
@@ -315,7 +315,7 @@ proptest! {
     fn a_closer_match_never_lowers_the_score(
         near in 0.0f32..1.5, delta in 0.0f32..0.5, mean in 0.0f32..0.4,
     ) {
-        let config = ScoringConfig::default();
+        let config = ScoringOptions::default();
         let far = profile(vec![signal("s", Polarity::Positive, 3, at(near + delta))]);
         let close = profile(vec![signal("s", Polarity::Positive, 3, at(near))]);
         let a = assess(&x(), &far, baseline(mean), None, NOW, &config);
@@ -327,7 +327,7 @@ proptest! {
 
     #[test]
     fn newer_evidence_never_counts_less(angle in 0.0f32..1.5, older in 0i64..1000, gap in 0i64..1000) {
-        let config = ScoringConfig::default();
+        let config = ScoringOptions::default();
         let old = profile(vec![signal("s", Polarity::Positive, older + gap, at(angle))]);
         let new = profile(vec![signal("s", Polarity::Positive, older, at(angle))]);
         prop_assert!(relevance_value(&x(), &new, NOW, &config) >= relevance_value(&x(), &old, NOW, &config));
@@ -339,7 +339,7 @@ proptest! {
     ) {
         // The more of the tenant's shared direction lies along the candidate, the less of the
         // prospect's match is their own.
-        let config = ScoringConfig::default();
+        let config = ScoringOptions::default();
         let p = profile(vec![signal("s", Polarity::Positive, 3, at(angle))]);
         let less = tenant_mean(vec![t, 0.0, 0.0]);
         let more = tenant_mean(vec![t + dt, 0.0, 0.0]);

@@ -59,6 +59,11 @@ pub trait VectorStore: Send + Sync {
     /// Ok when the store answers.
     async fn health(&self) -> Result<(), StoreError>;
 
+    /// Finishes queued writes and lets go of the store; every later call is
+    /// `StoreError::Unavailable` (or, on a remote store, the client's own error). For orderly
+    /// shutdown.
+    fn close(&self);
+
     /// Creates or replaces a prospect's descriptive fields; its signals are kept.
     async fn upsert_prospect(
         &self,

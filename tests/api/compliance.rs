@@ -532,7 +532,7 @@ async fn when_the_store_is_down_an_opted_out_prospect_is_rejected_whatever_the_f
     engage(&app, "eli", "f1", pb::EngagementKind::Unsubscribed, "").await;
     // A new process: what it knows of the opt-out comes from the list it loaded at start.
     let app = app.restart_with(allow_send).await;
-    app.store.close();
+    app.store.unplug();
     let d = check(&app, check_request("eli", eli_draft(), "f2", None)).await;
     assert!(opted_out(&d), "{d:?}");
     assert!(

@@ -7,7 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn register_get_replace_and_delete() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     let mut piece = content_piece(
         "c1",
         pb::ContentKind::CaseStudy,

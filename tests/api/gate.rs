@@ -736,7 +736,7 @@ async fn erasing_a_prospect_erases_its_sends_engagements_and_decisions() {
 async fn without_a_store_the_gate_answers_its_fail_decision_within_the_deadline() {
     let app = spawn_app().await;
     seed_tenant(&app, "t").await;
-    app.store.close();
+    app.store.unplug();
     let mut request = tonic::Request::new(check_request(
         "ben",
         by_content("access-reviews"),
@@ -755,6 +755,19 @@ async fn without_a_store_the_gate_answers_its_fail_decision_within_the_deadline(
     assert_eq!(gate_codes(&d), vec![ReasonCode::StoreUnavailable]);
     assert!(d.result.is_none());
 
+    // Back again, the gate decides on the history, not the fail decision.
+    app.store.plug();
+    let d = check(
+        &app,
+        check_request("ben", by_content("access-reviews"), "down-3", None),
+    )
+    .await;
+    assert!(
+        !gate_codes(&d).contains(&ReasonCode::StoreUnavailable),
+        "{d:?}"
+    );
+    assert!(d.result.is_some(), "{d:?}");
+
     // A configured fail decision is honoured.
     let dir = tempfile::tempdir().unwrap();
     let strict = spawn_app_in(dir.path(), |s| {
@@ -762,7 +775,7 @@ async fn without_a_store_the_gate_answers_its_fail_decision_within_the_deadline(
     })
     .await;
     seed_tenant(&strict, "t").await;
-    strict.store.close();
+    strict.store.unplug();
     let d = check(
         &strict,
         check_request("ben", by_content("access-reviews"), "down-2", None),

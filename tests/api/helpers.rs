@@ -2,13 +2,20 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use pertinent::config::ServeSettings;
+use pertinent::config::{ServeSettings, StoreOptions};
+use pertinent::embedding::Embedder;
+use pertinent::embedding::fastembed::FastembedEmbedder;
+use pertinent::embedding::hashing::HashingEmbedder;
 use pertinent::grpc::pb;
 use pertinent::grpc::pb::content_service_client::ContentServiceClient;
 use pertinent::grpc::pb::prospect_service_client::ProspectServiceClient;
 use pertinent::grpc::pb::scoring_service_client::ScoringServiceClient;
-use pertinent::startup::{App, StoreHandle};
+use pertinent::startup::App;
+use pertinent::store::VectorStore;
+use pertinent::store::qdrant::QdrantStore;
+use pertinent::store::sqlite::SqliteStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -16,33 +23,94 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::unplug::UnpluggableStore;
+
+/// What turns texts into vectors in a test service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// all-MiniLM-L6-v2 on ONNX Runtime, as in production: for scoring, the gate and
+    /// end-to-end paths.
+    Real,
+    /// The deterministic bag-of-words embedder: for validation and CRUD tests, which need
+    /// vectors but not meaning, and so no model.
+    Hashing,
+}
+
+/// The real model's dimension, which the hashing embedder also makes, so that either can
+/// open a store the other wrote.
+const DIMENSION: usize = 384;
+
 /// A running service and clients for it. Dropping it stops the service.
 pub struct TestApp {
     pub channel: Channel,
-    pub store: StoreHandle,
+    /// The service's store, which the test can unplug.
+    pub store: Arc<UnpluggableStore>,
+    model: Model,
     data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// Starts the service on a fresh data directory and waits until it reports SERVING.
+/// Starts the service with the real model on a fresh data directory and waits until it
+/// reports SERVING.
 pub async fn spawn_app() -> TestApp {
+    spawn_fresh(Model::Real).await
+}
+
+/// As `spawn_app`, on the hashing embedder: no model is loaded.
+pub async fn spawn_plumbing_app() -> TestApp {
+    spawn_fresh(Model::Hashing).await
+}
+
+async fn spawn_fresh(model: Model) -> TestApp {
     let temp = tempfile::tempdir().expect("a temporary directory");
     let dir = temp.path().to_path_buf();
-    let mut app = spawn_app_in(&dir, |_| {}).await;
+    let mut app = spawn_with(model, &dir, |_| {}).await;
     app._temp = Some(temp);
     app
 }
 
-/// Starts the service on `dir` with settings adjusted by `adjust`.
+/// Starts the service with the real model on `dir` with settings adjusted by `adjust`.
 pub async fn spawn_app_in(dir: &Path, adjust: impl FnOnce(&mut ServeSettings)) -> TestApp {
+    spawn_with(Model::Real, dir, adjust).await
+}
+
+/// Starts the service on `model` and `dir` with settings adjusted by `adjust`: the store the
+/// settings name, behind a switch the test can turn off.
+pub async fn spawn_with(
+    model: Model,
+    dir: &Path,
+    adjust: impl FnOnce(&mut ServeSettings),
+) -> TestApp {
     let mut settings = ServeSettings::for_local(dir);
     adjust(&mut settings);
-    let settings = settings.validate().expect("valid settings");
-    let app = App::build(settings).await.expect("the service starts");
+    let options = settings.validate().expect("valid settings");
+    let embedder: Arc<dyn Embedder> = match model {
+        Model::Real => {
+            let embedding = options.embedding.clone();
+            let loaded = tokio::task::spawn_blocking(move || FastembedEmbedder::load(&embedding))
+                .await
+                .expect("the loading task");
+            Arc::new(loaded.expect("the model loads"))
+        }
+        Model::Hashing => Arc::new(HashingEmbedder::new(DIMENSION)),
+    };
+    let inner: Arc<dyn VectorStore> = match &options.store {
+        StoreOptions::Sqlite(sqlite) => {
+            Arc::new(SqliteStore::open_with(sqlite, embedder.dimension()).expect("the store opens"))
+        }
+        StoreOptions::Qdrant(qdrant) => Arc::new(
+            QdrantStore::connect(qdrant, embedder.dimension())
+                .await
+                .expect("Qdrant answers"),
+        ),
+    };
+    let store = Arc::new(UnpluggableStore::new(inner));
+    let app = App::build_with(options, embedder, store.clone())
+        .await
+        .expect("the service starts");
     let addr = app.addr();
-    let store = app.store();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run(async {
         let _ = rx.await;
@@ -55,6 +123,7 @@ pub async fn spawn_app_in(dir: &Path, adjust: impl FnOnce(&mut ServeSettings)) -
     let app = TestApp {
         channel,
         store,
+        model,
         data_dir: dir.to_path_buf(),
         _temp: None,
         shutdown: Some(tx),
@@ -131,21 +200,19 @@ impl TestApp {
     /// As `restart`, with the new service's settings adjusted by `adjust`.
     pub async fn restart_with(self, adjust: impl FnOnce(&mut ServeSettings)) -> TestApp {
         let dir = self.data_dir.clone();
+        let model = self.model;
         let temp = self.stop().await;
-        let mut app = spawn_app_in(&dir, adjust).await;
+        let mut app = spawn_with(model, &dir, adjust).await;
         app._temp = temp;
         app
     }
 
-    /// The decision the embedded store holds for a send id, if any (to tell what was written
-    /// from what was only remembered).
+    /// The decision the store holds for a send id, if any (to tell what was written from what
+    /// was only remembered).
     pub async fn stored_decision(&self, tenant: &str, send_id: &str) -> Option<String> {
         use pertinent::domain::{SendId, Tenant};
-        use pertinent::store::VectorStore;
-        let StoreHandle::Sqlite(store) = &self.store else {
-            panic!("the tests run on the embedded store");
-        };
-        store
+        self.store
+            .inner()
             .get_decision(
                 &Tenant::parse(tenant).unwrap(),
                 &SendId::parse(send_id).unwrap(),

@@ -1,7 +1,10 @@
-//! Integration tests: the real service (real model, embedded store) on 127.0.0.1:0, driven
-//! through the generated tonic clients, one module per capability.
+//! Integration tests: the real service on 127.0.0.1:0, driven through the generated tonic
+//! clients, one module per capability. Scoring, the gate and end-to-end paths run on the real
+//! model; validation and CRUD on the hashing embedder (helpers::Model). The store is the one
+//! the settings name, behind a switch the store-down tests turn off (unplug.rs).
 
 mod helpers;
+mod unplug;
 
 mod compliance;
 mod content;

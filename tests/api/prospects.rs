@@ -8,7 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn upsert_get_and_signal_counts() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     let mut p = prospect("p1", "Ana Ruiz", "Northwind", "VP Operations");
     p.attributes.insert("region".into(), "EMEA".into());
     let stored = upsert(&app, "t1", p).await;
@@ -97,7 +97,7 @@ async fn upsert_get_and_signal_counts() {
 
 #[tokio::test]
 async fn delete_prospect_erases_everything_it_owned() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     seed_tenant(&app, "t1").await;
     let before = score(&app, "t1", "ana", by_content("slotting-guide")).await;
     assert!(before.is_ok());
@@ -149,7 +149,7 @@ async fn delete_prospect_erases_everything_it_owned() {
 
 #[tokio::test]
 async fn tenants_never_see_each_other() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     seed_tenant(&app, "acme").await;
     let other = app
         .prospects()
@@ -204,7 +204,7 @@ async fn tenants_never_see_each_other() {
 
 #[tokio::test]
 async fn signals_for_an_unknown_prospect_are_not_found() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     let err = app
         .prospects()
         .add_signals(pb::AddSignalsRequest {

@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pertinent::config::ServeSettings;
 use pertinent::domain::{
     ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Polarity, ProspectId,
     ProspectRecord, SendId, SendRecord, SignalId, SignalRecord, SignalSource, Tenant, Text, Weight,
 };
-use pertinent::store::qdrant::QdrantStore;
+use pertinent::store::qdrant::{QdrantOptions, QdrantStore};
 use pertinent::store::sqlite::SqliteStore;
 use pertinent::store::{HistoryWindow, StoreError, VectorStore};
 
@@ -585,14 +584,17 @@ pub(crate) fn unique(prefix: &str) -> String {
 #[ignore = "needs QDRANT_URL"]
 async fn qdrant_store_meets_the_contract() {
     let url = qdrant_url();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = ServeSettings::for_local(dir.path()).store;
-    settings.qdrant_collection = unique("pertinent-contract");
-    let store = Arc::new(QdrantStore::connect(&url, &settings, DIM).await.unwrap());
+    let options = QdrantOptions {
+        url,
+        api_key: None,
+        collection: unique("pertinent-contract"),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let store = Arc::new(QdrantStore::connect(&options, DIM).await.unwrap());
     contract(store, &unique("contract")).await;
     // A second connection to the same collection with another vector size is refused.
     assert!(matches!(
-        QdrantStore::connect(&url, &settings, 128).await,
+        QdrantStore::connect(&options, 128).await,
         Err(StoreError::DimensionMismatch {
             expected: 128,
             found: 384

@@ -47,7 +47,7 @@ async fn signal_count(app: &TestApp) -> u32 {
 
 #[tokio::test]
 async fn bad_signals_name_their_field_and_store_nothing() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     upsert(&app, "t", prospect("p", "P", "Co", "CTO")).await;
     add_signals(
         &app,
@@ -150,7 +150,7 @@ async fn bad_signals_name_their_field_and_store_nothing() {
 
 #[tokio::test]
 async fn bad_ids_tenants_and_prospects_name_their_field() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     let err = app
         .prospects()
         .upsert_prospect(pb::UpsertProspectRequest {
@@ -211,7 +211,7 @@ async fn bad_ids_tenants_and_prospects_name_their_field() {
 
 #[tokio::test]
 async fn bad_content_and_candidates_name_their_field() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     upsert(&app, "t", prospect("p", "P", "Co", "CTO")).await;
     let good = content_piece("c", pb::ContentKind::BlogPost, "Title", "Body text.");
     let cases = [
@@ -321,7 +321,7 @@ async fn bad_content_and_candidates_name_their_field() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused() {
-    let app = spawn_app().await;
+    let app = spawn_plumbing_app().await;
     upsert(&app, "t", prospect("p", "P", "Co", "CTO")).await;
     // 256 signals of 16 KiB each are over the 4 MiB message limit. tonic refuses an oversized
     // message with OUT_OF_RANGE before any handler runs.

@@ -50,7 +50,7 @@ impl Caches {
     async fn sample(
         &self,
         store: &dyn VectorStore,
-        config: &ScoringConfig,
+        config: &ScoringOptions,
         tenant: &Tenant,
     ) -> Result<Arc<Sample>, EngineError> {
         let loaded = self
@@ -83,7 +83,7 @@ impl Caches {
     pub(crate) async fn baseline_values(
         &self,
         store: &dyn VectorStore,
-        config: &ScoringConfig,
+        config: &ScoringOptions,
         tenant: &Tenant,
         candidate: &ResolvedCandidate,
         now: Millis,

@@ -32,13 +32,13 @@ use moka::ops::compute::Op;
 use tokio::sync::Mutex;
 
 use super::memory::DecisionMemory;
-use super::{EngineError, EngineLimits, ResolvedCandidate};
+use super::{CacheOptions, EngineError, ResolvedCandidate};
 use crate::domain::{
     ContentId, ContentRecord, EngagementRecord, Millis, ProspectId, SendId, SendRecord, Tenant,
     embedding_text,
 };
 use crate::scoring::gate::GatePolicy;
-use crate::scoring::{Centering, Compact, Profile, ProfileSignal, ScoringConfig, relevance_value};
+use crate::scoring::{Centering, Compact, Profile, ProfileSignal, ScoringOptions, relevance_value};
 use crate::store::{StoreError, VectorStore};
 
 mod baseline;
@@ -79,7 +79,7 @@ struct Stamped<T> {
 /// A prospect's profile from the store.
 async fn load_profile(
     store: &dyn VectorStore,
-    config: &ScoringConfig,
+    config: &ScoringOptions,
     tenant: &Tenant,
     prospect: &ProspectId,
 ) -> Result<Profile, Miss> {
@@ -164,7 +164,7 @@ pub(super) struct Caches {
 }
 
 impl Caches {
-    pub(super) fn new(limits: &EngineLimits) -> Self {
+    pub(super) fn new(limits: &CacheOptions) -> Self {
         // Every cache but the embeddings' (which a write cannot make stale) expires entries.
         fn built<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
         where
@@ -176,10 +176,10 @@ impl Caches {
                 .time_to_live(ttl)
                 .build()
         }
-        let ttl = limits.cache_ttl;
+        let ttl = limits.ttl;
         Self {
             texts: Cache::builder()
-                .max_capacity(limits.text_cache_bytes)
+                .max_capacity(limits.text_bytes)
                 .weigher(|key: &(Tenant, TextKey), vector: &Arc<Vec<f32>>| {
                     (key.0.as_str().len() + 32 + vector.len() * 4 + 64)
                         .try_into()
@@ -188,14 +188,14 @@ impl Caches {
                 .time_to_live(TEXT_TTL)
                 .build(),
             profiles: Cache::builder()
-                .max_capacity(limits.profile_cache_bytes)
+                .max_capacity(limits.profile_bytes)
                 .time_to_live(ttl)
                 .weigher(|_: &(Tenant, ProspectId), p: &Stamped<Arc<Profile>>| {
                     p.value.approx_bytes().try_into().unwrap_or(u32::MAX)
                 })
                 .build(),
             contents: Cache::builder()
-                .max_capacity(limits.content_cache_bytes)
+                .max_capacity(limits.content_bytes)
                 .time_to_live(ttl)
                 .weigher(|_: &(Tenant, ContentId), c: &Arc<CachedContent>| {
                     (c.vector.len() * 4 + c.text.len() + 64)
@@ -213,7 +213,7 @@ impl Caches {
                 .collect(),
             lock_hasher: RandomState::new(),
             histories: Cache::builder()
-                .max_capacity(limits.history_cache_bytes)
+                .max_capacity(limits.history_bytes)
                 .time_to_live(ttl)
                 .weigher(|_: &(Tenant, ProspectId), h: &Arc<GateHistory>| {
                     h.approx_bytes().try_into().unwrap_or(u32::MAX)
@@ -297,7 +297,7 @@ impl Caches {
     pub(super) async fn profile(
         &self,
         store: &dyn VectorStore,
-        config: &ScoringConfig,
+        config: &ScoringOptions,
         tenant: &Tenant,
         prospect: &ProspectId,
     ) -> Result<Option<Arc<Profile>>, EngineError> {
@@ -356,17 +356,14 @@ mod tests {
     use super::*;
 
     fn caches() -> Caches {
-        Caches::new(&EngineLimits {
-            max_in_flight: 1,
-            max_scans: 1,
-            cache_ttl: Duration::from_secs(60),
-            profile_cache_bytes: 1 << 20,
-            text_cache_bytes: 1 << 20,
-            history_cache_bytes: 1 << 20,
-            content_cache_bytes: 1 << 20,
+        Caches::new(&CacheOptions {
+            ttl: Duration::from_secs(60),
+            profile_bytes: 1 << 20,
+            text_bytes: 1 << 20,
+            history_bytes: 1 << 20,
+            content_bytes: 1 << 20,
             decision_memory_bytes: 1 << 20,
             decision_memory_ttl: Duration::from_secs(60),
-            exclusive_store: true,
         })
     }
 

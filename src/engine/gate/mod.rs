@@ -94,7 +94,7 @@ pub enum HistoryEvent {
 
 /// The gate's settings from configuration.
 #[derive(Debug, Clone)]
-pub struct GateSettings {
+pub struct GateOptions {
     /// The policy of tenants that set none, and the base of partial policies.
     pub default_policy: GatePolicy,
     /// Upper bound of a check's store work, whatever the caller's deadline.

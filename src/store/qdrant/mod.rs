@@ -36,7 +36,7 @@ use super::{
     GateRead, HistoryWindow, ProspectSummary, SignalWrite, StoreError, VectorStore, random_secret,
     sample_key,
 };
-use crate::config::StoreSettings;
+use crate::domain::Secret;
 use crate::domain::{
     ContentId, ContentKind, ContentRecord, EngagementKind, EngagementRecord, Millis, Polarity,
     ProspectId, ProspectRecord, SendId, SendRecord, SignalId, SignalRecord, SignalSource, Tenant,
@@ -46,6 +46,19 @@ use crate::domain::{
 mod points;
 
 use points::*;
+
+/// What the Qdrant adapter is built from (config.rs fills it from the flags).
+#[derive(Debug, Clone)]
+pub struct QdrantOptions {
+    /// The gRPC URL (http://HOST:6334, or https:// for TLS).
+    pub url: String,
+    pub api_key: Option<Secret>,
+    /// The one collection holding every tenant's points, created if missing.
+    pub collection: String,
+    /// Bound of one request, and of connecting.
+    pub timeout: Duration,
+}
+
 /// The Qdrant adapter.
 pub struct QdrantStore {
     client: Qdrant,
@@ -55,17 +68,13 @@ pub struct QdrantStore {
 impl QdrantStore {
     /// Connects, creates the collection and its payload indexes if missing, and checks that the
     /// collection's vector size matches the model's.
-    pub async fn connect(
-        url: &str,
-        settings: &StoreSettings,
-        dimension: usize,
-    ) -> Result<Self, StoreError> {
-        let mut builder = Qdrant::from_url(url)
-            .timeout(Duration::from_millis(settings.qdrant_timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.qdrant_timeout_ms))
+    pub async fn connect(options: &QdrantOptions, dimension: usize) -> Result<Self, StoreError> {
+        let mut builder = Qdrant::from_url(&options.url)
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
             // The server version is checked by the first real call; skip the extra round trip.
             .skip_compatibility_check();
-        if let Some(key) = &settings.qdrant_api_key {
+        if let Some(key) = &options.api_key {
             builder = builder.api_key(key.expose().to_owned());
         }
         let client = builder
@@ -73,7 +82,7 @@ impl QdrantStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let store = Self {
             client,
-            collection: settings.qdrant_collection.clone(),
+            collection: options.collection.clone(),
             dimension,
         };
         store.ensure_collection().await?;
@@ -266,6 +275,10 @@ impl QdrantStore {
 
 #[async_trait]
 impl VectorStore for QdrantStore {
+    /// Nothing to flush: every write was acknowledged by the server when it returned. The
+    /// client's connections close when the store is dropped.
+    fn close(&self) {}
+
     async fn health(&self) -> Result<(), StoreError> {
         self.client
             .health_check()

@@ -53,6 +53,15 @@ use schema::*;
 
 pub use runtime::DEFAULT_READERS;
 
+/// What the SQLite adapter is built from (config.rs fills it from the flags).
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The directory of the database file, created if missing.
+    pub data_dir: PathBuf,
+    /// Reader threads for point reads, each with its own connection.
+    pub readers: usize,
+}
+
 /// The embedded SQLite adapter.
 pub struct SqliteStore {
     path: PathBuf,
@@ -70,15 +79,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir` for vectors of `dimension` floats. A
     /// store written with another dimension is refused: its vectors would be meaningless.
     pub fn open(data_dir: &Path, dimension: usize) -> Result<Self, StoreError> {
-        Self::open_with_readers(data_dir, dimension, DEFAULT_READERS)
+        Self::open_with(
+            &SqliteOptions {
+                data_dir: data_dir.to_path_buf(),
+                readers: DEFAULT_READERS,
+            },
+            dimension,
+        )
     }
 
-    /// As `open`, with `readers` reader threads for point reads.
-    pub fn open_with_readers(
-        data_dir: &Path,
-        dimension: usize,
-        readers: usize,
-    ) -> Result<Self, StoreError> {
+    /// As `open`, with the directory and the reader threads of `options`.
+    pub fn open_with(options: &SqliteOptions, dimension: usize) -> Result<Self, StoreError> {
+        let (data_dir, readers) = (options.data_dir.as_path(), options.readers);
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!("creating {}: {e}", data_dir.display()))
         })?;
@@ -162,11 +174,14 @@ impl SqliteStore {
             dimension,
         })
     }
+}
 
+#[async_trait]
+impl VectorStore for SqliteStore {
     /// Closes the database: queued writes are committed, then every later call is
     /// `StoreError::Unavailable`. For orderly shutdown, and for testing how callers behave
     /// without a store.
-    pub fn close(&self) {
+    fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         // Dropping the sender lets the writer finish its queue and close its connection.
         self.writer
@@ -183,10 +198,7 @@ impl SqliteStore {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
-}
 
-#[async_trait]
-impl VectorStore for SqliteStore {
     async fn health(&self) -> Result<(), StoreError> {
         self.read(|conn| {
             query_row_cached(conn, "SELECT 1", [], |_| Ok(()))
