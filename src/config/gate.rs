@@ -21,8 +21,8 @@ pub struct GateSettings {
     #[arg(long, env = "PERTINENT_GATE_TIMEOUT_MS", default_value_t = 1_000)]
     pub gate_timeout_ms: u64,
 
-    /// Memory for prospects' send and engagement histories read by the gate, in MiB (about
-    /// 500 bytes per send: its embedding is kept at 8 bits per dimension).
+    /// Memory for prospects' send and engagement histories read by the gate, in MiB (a send's
+    /// embedding is kept at 8 bits per dimension; docs/benchmarks.md, "Memory per entry").
     #[arg(
         long = "gate-history-mib",
         alias = "history-cache-mib",
@@ -43,7 +43,7 @@ pub struct GateSettings {
     pub record_decisions: RecordDecisions,
 
     /// Memory for the gate's recent decisions, which retries are answered from, in MiB
-    /// (about 550 bytes per decision: 8 MiB hold some 15,000).
+    /// (docs/benchmarks.md, "Memory per entry", says how many that holds).
     #[arg(long, env = "PERTINENT_DECISION_MEMORY_MIB", default_value_t = 8)]
     pub decision_memory_mib: u64,
 

@@ -120,8 +120,8 @@ pub struct StoreSettings {
     #[arg(long, env = "PERTINENT_CACHE_TTL_MS", default_value_t = 2_000)]
     pub cache_ttl_ms: u64,
 
-    /// Memory for prospect profiles (signal vectors at 8 bits per dimension, about 0.5 KiB per
-    /// signal), in MiB. Profiles not in memory are read from the store when scored.
+    /// Memory for prospect profiles (signal vectors at 8 bits per dimension), in MiB. Profiles
+    /// not in memory are read from the store when scored (docs/benchmarks.md, "Memory per entry").
     #[arg(long, env = "PERTINENT_PROFILE_CACHE_MIB", default_value_t = 96)]
     pub profile_cache_mib: u64,
 
@@ -130,8 +130,8 @@ pub struct StoreSettings {
     #[arg(long, env = "PERTINENT_SQLITE_READERS", default_value_t = crate::store::sqlite::DEFAULT_READERS)]
     pub sqlite_readers: usize,
 
-    /// Memory for registered pieces (vector and text, about 2 KiB for a short piece), in MiB.
-    /// Pieces not in memory are read from the store when scored.
+    /// Memory for registered pieces (vector and text), in MiB. Pieces not in memory are read
+    /// from the store when scored (docs/benchmarks.md, "Memory per entry").
     #[arg(long, env = "PERTINENT_CONTENT_CACHE_MIB", default_value_t = 32)]
     pub content_cache_mib: u64,
 }

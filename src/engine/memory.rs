@@ -1,19 +1,6 @@
-//! The gate's memory of its recent decisions, which retries of a send id are answered from.
-//!
-//! Retries come soon after the first attempt, so the oldest decision is the one to let go:
-//! entries leave in the order they came (first in, first out), when the memory is over its
-//! size or an entry is older than its time to live. A cache that admits by popularity would be
-//! wrong here: a new decision, asked for once so far, is exactly the one a retry needs.
-//!
-//! A decision is kept encoded (postcard, a compact binary form of the same serde types the
-//! store keeps as JSON): one allocation of a few hundred bytes, cheaper to make and to let go
-//! than a copy of the decision's strings, and one whose length is most of what it costs, so
-//! that the memory's bound in bytes is close to what it really holds. A retry decodes it;
-//! retries are rare, decisions are not.
-//!
-//! Sharded by a hash of (tenant, send id), each shard behind a plain mutex held for a map
-//! lookup or insert: short enough that contention does not matter at the concurrency of one
-//! process.
+//! The gate's memory of its recent decisions, which retries of a send id are answered from:
+//! first in, first out, bounded in bytes and by age, sharded behind plain mutexes. Takes `now`
+//! from its callers. Why FIFO and why encoded: docs/internals.md, "The decision memory".
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};

@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod gate;
+mod locks;
 mod memory;
 mod records;
 mod score;
@@ -27,6 +28,7 @@ use crate::scoring::{self, Assessment, Baseline, Decision, Profile, ScoringOptio
 use crate::store::{ProspectSummary, SignalWrite, StoreError, VectorStore};
 
 use cache::Caches;
+use locks::ProspectLocks;
 
 /// Why the engine could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +155,8 @@ pub struct Engine {
     gate: gate::GateOptions,
     caches: Arc<Caches>,
     suppressions: Arc<gate::Suppressions>,
+    /// Serialise the gate's work on one prospect.
+    locks: ProspectLocks,
     /// See `EngineOptions::exclusive_store`.
     exclusive_store: bool,
     /// Checks answered SEND because the store could not be reached (`--allow-fail-send`).
@@ -198,6 +202,7 @@ impl Engine {
             store,
             caches: Arc::new(Caches::new(&caches)),
             suppressions: Arc::new(gate::Suppressions::new(exclusive_store)),
+            locks: ProspectLocks::new(),
             exclusive_store,
             fail_sends: std::sync::atomic::AtomicU64::new(0),
             scoring,

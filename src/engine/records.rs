@@ -66,7 +66,7 @@ impl Engine {
         id: &ProspectId,
     ) -> Result<Option<u32>, EngineError> {
         // Under the gate's lock, so that no check caches the history being erased.
-        let serial = self.caches.prospect_lock(tenant, id).lock_owned().await;
+        let serial = self.locks.lock(tenant, id).await;
         let (store, caches, tenant, id) = (
             self.store.clone(),
             self.caches.clone(),

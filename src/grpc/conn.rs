@@ -1,14 +1,7 @@
-//! The server's side of a client connection, tuned for many small unary answers.
-//!
-//! h2 copies a DATA frame into its write buffer only when the frame is smaller than a
-//! threshold, 256 bytes on a socket that takes vectored writes, 1 KiB otherwise (h2 0.4,
-//! `codec/framed_write.rs`). A larger frame waits in its own slot, and only one can wait, so
-//! every answer over 256 bytes costs a `writev` of its own, where smaller answers that finish
-//! together leave in one. Most of pertinent's answers are a few hundred bytes: a Check's is
-//! about 400, a Score's a little over 200 and more with more reasons. Declaring the socket
-//! non-vectored raises the threshold to 1 KiB, so that these answers share writes too. An
-//! answer over 1 KiB (Rank, FindAudience, History) then leaves in two `write`s instead of
-//! one `writev`, which is small beside the work such an answer takes.
+//! The server's side of a client connection, tuned for many small unary answers: the socket is
+//! declared non-vectored so that h2 copies answers of up to 1 KiB into its write buffer and
+//! answers that finish together share a write. Why: docs/internals.md, "Small answers share
+//! writes".
 
 use std::io;
 use std::pin::Pin;

@@ -1,16 +1,8 @@
 //! Scoring: pure functions from vectors and signal metadata to a score, a decision and reasons.
-//!
 //! No I/O, no clock (callers pass `now`), no tokio, tonic, stores or models: only std, serde,
-//! the plain types of `domain`, and `regex` for the gate's merge-field patterns (pure text
-//! matching; hand-written scanners for six tools' syntaxes would be longer and worse).
-//! docs/scoring.md explains the method and its defaults.
-//!
-//! The pieces:
-//! - `relevance`: how well a candidate matches one prospect's evidence (recency, source and
-//!   weight priors; a soft maximum so the strongest specific match dominates; signals that a
-//!   later opposite signal on the same topic replaced are set aside).
-//! - `assess`: relevance with the tenant's common direction removed (`Centering`) + negative
-//!   topics -> score, decision, reasons and evidence; the tenant baseline gives specificity.
+//! `domain`, and `regex` for the gate's merge-field patterns. `relevance` matches a candidate to
+//! a prospect's evidence, `explain` words the reasons, `gate` holds the gate's rules; this file
+//! the parameters and `assess`. docs/scoring.md explains the method and its defaults.
 
 mod explain;
 pub mod gate;

@@ -1,12 +1,6 @@
-//! Relevance of a candidate to one prospect's evidence.
-//!
-//! Each positive signal's cosine similarity to the candidate is lowered by how weak its prior is
-//! (source, recency, weight), and the results are combined by a soft maximum: the strongest
-//! specific match dominates, as a marketer would judge it, instead of an average over everything
-//! the prospect ever said. Signals that a later signal of the opposite polarity on the same topic
-//! replaced are set aside before any of this. The same soft maximum over similarities taken
-//! after the tenant's common direction is removed (`Centering`) is the centered relevance that
-//! decisions are made on (docs/scoring.md, section 3).
+//! Relevance of a candidate to one prospect's evidence: each positive signal's similarity,
+//! lowered by its prior (source, recency, weight), combined by a soft maximum; and the same
+//! over centered similarities. docs/scoring.md, section 3, has the method.
 
 use crate::domain::{Millis, Polarity, SignalSource};
 

@@ -10,6 +10,7 @@ mod compliance;
 mod content;
 mod gate;
 mod health;
+mod layers;
 mod packaging;
 mod persistence;
 mod prospects;

@@ -1,26 +1,8 @@
-//! Caches in front of the store, so that scoring registered content touches no disk or network.
-//!
-//! - profiles: a prospect's signals as scoring sees them (no texts), by (tenant, prospect);
-//! - content pieces (vector and the text a send records), by (tenant, content);
-//! - the tenant's baseline sample: the profiles of up to `baseline_sample` prospects;
-//! - per registered piece, its relevance to each prospect of that sample;
-//! - the gate's policies and the prospects' send and engagement histories.
-//!
-//! Writes through this engine invalidate at once, and run to the end even when their caller goes
-//! (`engine::detached`). Every entry also expires after the configured TTL, which bounds how
-//! stale a replica can be when another replica writes to a shared Qdrant. A load can race a
-//! write: read the store just before it, and be cached just after its invalidation. Profiles
-//! are stamped with a per-prospect count of writes taken when their load began and are read
-//! again when it has moved; for the other caches the TTL (10 minutes with the embedded store)
-//! bounds that staleness.
-//! Concurrent misses on one key load once (moka's `try_get_with`).
-//!
-//! Histories are exact in this process: they are loaded, and changed by the gate's writes, only
-//! under the prospect's lock (`prospect_lock`), and a send the gate records is added to the
-//! cached history in place (`history_sent`) rather than read back.
-//!
-//! `history` holds the gate's histories, `baseline` the tenant samples and the pieces'
-//! baselines; this file the caches themselves, profiles, content and policies.
+//! Caches in front of the store, so that scoring registered content touches no disk or network:
+//! profiles, content pieces, tenant baselines (`baseline`), gate policies and histories
+//! (`history`), and the decision memory. Writes invalidate at once; every entry also expires
+//! after a TTL. No store adapter, grpc or clock is imported (callers pass `now`). How staleness
+//! is bounded and why histories are exact: docs/internals.md, "The engine's caches".
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -29,7 +11,6 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use moka::ops::compute::Op;
-use tokio::sync::Mutex;
 
 use super::memory::DecisionMemory;
 use super::{CacheOptions, EngineError, ResolvedCandidate};
@@ -48,10 +29,8 @@ pub use baseline::BaselineValues;
 use baseline::{PieceBaseline, Sample};
 pub(crate) use history::{GateHistory, HISTORY_LIMIT};
 
-/// Locks the gate's per-prospect work is serialised by. Prospects share a lock when their
-/// keys collide, which only makes one wait for the other; 4096 keep that rare at the
-/// concurrency one process serves.
-const PROSPECT_LOCKS: usize = 4096;
+/// Stripes of the per-prospect write counts that profiles are stamped with.
+const WRITE_STRIPES: usize = 4096;
 
 /// A registered piece as scoring and the gate need it.
 pub(super) struct CachedContent {
@@ -154,9 +133,8 @@ pub(super) struct Caches {
     generation: AtomicU64,
     /// Gate policies by tenant.
     policies: Cache<Tenant, Arc<GatePolicy>>,
-    /// The gate's per-prospect locks, chosen by a hash of (tenant, prospect).
-    prospect_locks: Vec<Arc<Mutex<()>>>,
-    lock_hasher: RandomState,
+    /// Chooses the stripe of `profile_writes`.
+    stripe_hasher: RandomState,
     /// Gate histories by prospect.
     histories: Cache<(Tenant, ProspectId), Arc<GateHistory>>,
     /// The gate's recent decisions by send id, for retries.
@@ -207,11 +185,8 @@ impl Caches {
             piece_baselines: built(100_000, ttl),
             generation: AtomicU64::new(0),
             policies: built(10_000, ttl),
-            profile_writes: (0..PROSPECT_LOCKS).map(|_| AtomicU64::new(0)).collect(),
-            prospect_locks: (0..PROSPECT_LOCKS)
-                .map(|_| Arc::new(Mutex::new(())))
-                .collect(),
-            lock_hasher: RandomState::new(),
+            profile_writes: (0..WRITE_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stripe_hasher: RandomState::new(),
             histories: Cache::builder()
                 .max_capacity(limits.history_bytes)
                 .time_to_live(ttl)
@@ -226,14 +201,9 @@ impl Caches {
         }
     }
 
-    /// The stripe of a prospect's lock and write count.
+    /// The stripe of a prospect's write count.
     fn stripe(&self, tenant: &Tenant, prospect: &ProspectId) -> usize {
-        (self.lock_hasher.hash_one((tenant, prospect)) % PROSPECT_LOCKS as u64) as usize
-    }
-
-    /// The lock that serialises the gate's reads and writes of one prospect's history.
-    pub(super) fn prospect_lock(&self, tenant: &Tenant, prospect: &ProspectId) -> Arc<Mutex<()>> {
-        self.prospect_locks[self.stripe(tenant, prospect)].clone()
+        (self.stripe_hasher.hash_one((tenant, prospect)) % WRITE_STRIPES as u64) as usize
     }
 
     /// The tenant's policy if it is in memory (for answering without the store).

@@ -193,11 +193,7 @@ impl Engine {
         };
         let planned_at = input.planned_at.unwrap_or(now);
 
-        let serial = self
-            .caches
-            .prospect_lock(tenant, prospect)
-            .lock_owned()
-            .await;
+        let serial = self.locks.lock(tenant, prospect).await;
         // Under the lock, a check of this send id that ran meanwhile has left its decision.
         if let Some(first) = self
             .caches

@@ -1,24 +1,8 @@
-//! The send-path gate: one call before every send. Scoring plus the memory of what was sent and
-//! how the prospect reacted.
-//!
-//! A decision belongs to its send id, its prospect and the piece it judged: a Check that
-//! reuses a send id gets the first decision back (`replayed`) when it names the same prospect
-//! and piece, FAILED_PRECONDITION naming `send_id` when it does not, and NOT_FOUND when the
-//! prospect is gone. SEND and REVIEW decisions are stored (a REVIEW may become a send through
-//! RecordSend); every decision is also remembered in memory for retries (`memory.rs`).
-//!
-//! A check runs in three steps: score the candidate (the model runs outside any lock), apply
-//! the rules to the prospect's history and opt-out state under the prospect's lock, and
-//! record. The lock serialises a prospect's checks and reactions in this process; replicas
-//! sharing a Qdrant are not serialised (docs/gate.md).
-//!
-//! Availability: the store work of a check runs under a deadline (the caller's, less a margin,
-//! capped by `--gate-timeout-ms`). When the store cannot answer in time the answer is the
-//! policy's fail decision with STORE_UNAVAILABLE, except for a prospect the suppression list
-//! (held in memory too) says opted out: that is REJECT / OPTED_OUT whatever the fail decision.
-//!
-//! `check` runs the three steps; `reactions` records engagements and lists the history; `sends` records sends made after a
-//! review; `suppression` keeps the opt-out states; `codec` encodes decisions.
+//! The send-path gate: scoring plus the memory of what was sent and how the prospect reacted.
+//! `check` runs a Check's three steps (score, apply the rules under the prospect's lock,
+//! record); `reactions` records engagements and lists the history; `sends` records sends made
+//! after a review; `suppression` keeps opt-out states; `codec` encodes decisions. The rules
+//! are pure, in `scoring::gate`. Behaviour: docs/gate.md; design: docs/internals.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

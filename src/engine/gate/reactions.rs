@@ -32,11 +32,7 @@ impl Engine {
     ) -> Result<Vec<SignalId>, EngineError> {
         // Under the gate's lock, and to the end even when the caller goes: a check must not
         // cache a history without this reaction.
-        let serial = self
-            .caches
-            .prospect_lock(tenant, prospect)
-            .lock_owned()
-            .await;
+        let serial = self.locks.lock(tenant, prospect).await;
         let recorded = self
             .engagement_written(tenant, prospect, engagement.clone(), serial)
             .await?;

@@ -83,11 +83,7 @@ impl Engine {
 
         // Under the prospect's lock, to the end even when the caller goes: the next check of
         // the prospect sees this send.
-        let serial = self
-            .caches
-            .prospect_lock(tenant, prospect)
-            .lock_owned()
-            .await;
+        let serial = self.locks.lock(tenant, prospect).await;
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, written) =
             (tenant.clone(), prospect.clone(), send.clone());

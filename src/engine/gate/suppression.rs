@@ -202,11 +202,7 @@ impl Engine {
         tenant: &Tenant,
         prospect: &ProspectId,
     ) -> Result<bool, EngineError> {
-        let serial = self
-            .caches
-            .prospect_lock(tenant, prospect)
-            .lock_owned()
-            .await;
+        let serial = self.locks.lock(tenant, prospect).await;
         let (store, suppressions) = (self.store.clone(), self.suppressions.clone());
         let (tenant, prospect) = (tenant.clone(), prospect.clone());
         let removed = detached(async move {

@@ -1,12 +1,7 @@
-//! All request validation and every conversion between proto messages and domain types.
-//!
-//! Each request is checked whole: every wrong field is reported at once, named by its path
-//! (`signals[2].weight`), before anything is embedded or stored, so a refused request changes
-//! nothing. Messages are destructured exhaustively so that a new proto field is a compile error
-//! here until it is handled.
-//!
-//! One file per service (`prospect`, `content`, `scoring`, `gate`), as the handlers are; this
-//! file holds what they share: limits, ids, timestamps and the violation bookkeeping.
+//! All request validation and every conversion between proto messages and domain types: each
+//! request is checked whole, every wrong field named by its path, before anything is embedded
+//! or stored; messages are destructured exhaustively. One file per service, as the handlers
+//! are; this file holds what they share (limits, ids, timestamps, violations).
 
 mod content;
 mod gate;

@@ -1,20 +1,8 @@
-//! The remote store: a Qdrant server or cluster through qdrant-client (gRPC, port 6334).
-//!
-//! One collection holds every point of every tenant, told apart by payload: `tenant` (a keyword
-//! index with `is_tenant`, so Qdrant co-locates a tenant's points), `kind` (prospect, signal,
-//! content) and `prospect_id` (keyword index: filtered reads without a payload index are
-//! thousands of times slower). Signals and content carry one named dense vector, `text`
-//! (cosine); prospect records carry none. Point ids are UUIDv5 of (tenant, kind, id), so a
-//! retried write replaces the same point instead of duplicating it. Every write waits for the
-//! server to apply it (`wait = true`).
-//!
-//! Multi-point writes (a prospect and its signals) are not transactional in Qdrant: an
-//! `upsert_signals` racing a `delete_prospect` can leave orphan signals, which the next delete of
-//! that prospect id removes. A prospect's signals are read by filter (`scroll`), never by
-//! similarity search.
-//!
+//! The remote store: a Qdrant server or cluster through qdrant-client (gRPC), the scale-out
+//! adapter of `VectorStore`. qdrant-client types never leave this folder.
 //! Layout: how records are points (`points`); this file holds the connection, the collection's
-//! set-up and the `VectorStore` impl (long for one reason: Rust keeps a trait impl in one block).
+//! set-up and the `VectorStore` impl (long for one reason: Rust keeps a trait impl in one
+//! block). The collection's layout and what is not transactional: docs/internals.md.
 
 use std::collections::HashMap;
 use std::time::Duration;

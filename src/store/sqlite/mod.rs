@@ -1,25 +1,9 @@
-//! The embedded store: one SQLite file (rusqlite, bundled) under the data directory.
-//!
-//! WAL journal with `synchronous = FULL`, so a write that returned survives a crash or power
-//! loss. Vectors are little-endian f32 blobs beside their payload. Scoring reads one prospect's
-//! signals by primary key; FindAudience scans the tenant's positive signals exactly, which stays
-//! well under 100 ms to a few hundred thousand signals per tenant (docs/benchmarks.md) — past
-//! that, use the Qdrant adapter.
-//!
-//! Concurrency: rusqlite's `Connection` is blocking and not `Sync`, and nothing blocking runs on
-//! an async worker. Writes go to one writer thread that owns the write connection and commits
-//! whatever has queued up in one transaction (group commit): every request in the batch runs in
-//! its own savepoint, so one failing request changes nothing and does not fail the others, and
-//! its caller is answered only after the commit is durable. One fsync then serves many writers.
-//! Checkpoints run on a thread of their own, so a commit never waits behind one. Point reads go
-//! to a few reader threads, each owning a read-only connection (no thread is started and no
-//! connection opened per read; a full read queue is `Busy`); tenant-wide scans run on tokio's
-//! blocking pool with connections of their own, so a long scan never holds up a point read.
-//! Reads never wait for a commit (WAL readers see the last committed state).
-//!
-//! Layout: `schema.sql` and its migration (`schema`), the connection-owning threads
-//! (`runtime`), rows to records (`rows`). This file is long for one reason: the
-//! `VectorStore` impl, one method per port call, which Rust keeps in one block.
+//! The embedded store: one SQLite file (rusqlite, bundled), the default adapter of `VectorStore`.
+//! rusqlite types never leave this folder; nothing here imports the engine or grpc.
+//! Layout: `schema.sql` and its migration (`schema`), the connection-owning threads (`runtime`),
+//! rows to records (`rows`). This file is long for one reason: the `VectorStore` impl, one
+//! method per port call, which Rust keeps in one block. Durability, group commit and the
+//! threads: docs/internals.md, "The embedded store".
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
