@@ -1,5 +1,5 @@
-//! The check itself, in its three steps: score the candidate (outside any lock), judge it
-//! under the prospect's lock against its history and opt-out state, and record the decision;
+//! The check itself, in its three steps: score the candidate (outside any lock), apply the
+//! rules under the prospect's lock to its history and opt-out state (`apply_rules`), and record the decision;
 //! plus finding an earlier decision of the send id, and the answer without a store.
 
 use super::*;
@@ -126,12 +126,12 @@ impl Engine {
         judged: &str,
     ) -> Result<Option<GateOutcome>, EngineError> {
         let first = match self.caches.decisions.get(tenant, send_id, Instant::now()) {
-            Some(kept) => recall(kept.decision())?,
+            Some(kept) => from_memory(kept.decision())?,
             // The embedded store's own decisions: asked for under the lock when the history
             // lists the send id, and found by the write of any decision that would be stored.
             None if self.exclusive_store => return Ok(None),
             None => match self.store.get_decision(tenant, send_id).await? {
-                Some(stored) => replay(&stored)?,
+                Some(stored) => from_stored(&stored)?,
                 None => return Ok(None),
             },
         };
@@ -200,17 +200,17 @@ impl Engine {
             .decisions
             .get(tenant, &input.send_id, Instant::now())
         {
-            let first = recall(first.decision())?;
+            let first = from_memory(first.decision())?;
             bound_to(&first, prospect, &judged)?;
             return Ok(first);
         }
         let (mut outcome, listed) = self
-            .judge(tenant, prospect, &input, &scored, planned_at, &policy)
+            .apply_rules(tenant, prospect, &input, &scored, planned_at, &policy)
             .await?;
         // A send of this send id that this process no longer remembers (a restart): its
         // decision is in the store.
         if listed && let Some(stored) = self.store.get_decision(tenant, &input.send_id).await? {
-            let first = replay(&stored)?;
+            let first = from_stored(&stored)?;
             bound_to(&first, prospect, &judged)?;
             return Ok(first);
         }
@@ -266,7 +266,7 @@ impl Engine {
     /// Step two, under the prospect's lock: the opt-out state and the history within the
     /// policy's window, read together, then every rule. Also says whether the history lists a
     /// send of this send id.
-    async fn judge(
+    async fn apply_rules(
         &self,
         tenant: &Tenant,
         prospect: &ProspectId,
@@ -356,7 +356,7 @@ impl Engine {
         if remembering && decision == Decision::Reject {
             // A refusal costs no write: its retry is answered from memory, or decided again
             // from the same facts under the same decision id.
-            let kept = keep(&outcome)?;
+            let kept = to_memory(&outcome)?;
             self.caches
                 .decisions
                 .insert(tenant, &input.send_id, prospect, kept, Instant::now());
@@ -390,11 +390,11 @@ impl Engine {
         } else {
             None
         };
-        let body = encode(&outcome)?;
+        let body = to_stored(&outcome)?;
         let (store, caches) = (self.store.clone(), self.caches.clone());
         let (tenant_owned, prospect_owned, send_id) =
             (tenant.clone(), prospect.clone(), input.send_id.clone());
-        let kept = remembering.then(|| keep(&outcome)).transpose()?;
+        let kept = remembering.then(|| to_memory(&outcome)).transpose()?;
         let recorded = detached(async move {
             let _serial = serial;
             let (tenant, prospect) = (&tenant_owned, &prospect_owned);
@@ -417,7 +417,7 @@ impl Engine {
         })
         .await?;
         match recorded.map_err(|e| missing_prospect(e, prospect))? {
-            Some(first) => replay(&first),
+            Some(first) => from_stored(&first),
             None => Ok(outcome),
         }
     }

@@ -1,16 +1,17 @@
-//! The gate's decisions encoded: as JSON for the store (`encode` / `replay`) and as postcard
-//! for the decision memory (`keep` / `recall`), both of the same serde types.
+//! The gate's decisions encoded, in pairs: as JSON for the store (`to_stored` / `from_stored`)
+//! and as postcard for the decision memory (`to_memory` / `from_memory`), both of the same serde
+//! types. A decision read back is marked `replayed`.
 
 use super::*;
 
 /// A decision as the store keeps it.
-pub(super) fn encode(outcome: &GateOutcome) -> Result<String, EngineError> {
+pub(super) fn to_stored(outcome: &GateOutcome) -> Result<String, EngineError> {
     serde_json::to_string(outcome)
         .map_err(|e| EngineError::Internal(format!("encoding the decision: {e}")))
 }
 
 /// A stored decision, as the answer to a retry.
-pub(super) fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
+pub(super) fn from_stored(stored: &str) -> Result<GateOutcome, EngineError> {
     let mut outcome: GateOutcome = serde_json::from_str(stored)
         .map_err(|e| EngineError::Internal(format!("stored decision: {e}")))?;
     outcome.replayed = true;
@@ -18,14 +19,14 @@ pub(super) fn replay(stored: &str) -> Result<GateOutcome, EngineError> {
 }
 
 /// A decision as the decision memory keeps it.
-pub(super) fn keep(outcome: &GateOutcome) -> Result<Box<[u8]>, EngineError> {
+pub(super) fn to_memory(outcome: &GateOutcome) -> Result<Box<[u8]>, EngineError> {
     postcard::to_allocvec(outcome)
         .map(Vec::into_boxed_slice)
         .map_err(|e| EngineError::Internal(format!("encoding the decision: {e}")))
 }
 
 /// A remembered decision, as the answer to a retry.
-pub(super) fn recall(kept: &[u8]) -> Result<GateOutcome, EngineError> {
+pub(super) fn from_memory(kept: &[u8]) -> Result<GateOutcome, EngineError> {
     let mut outcome: GateOutcome = postcard::from_bytes(kept)
         .map_err(|e| EngineError::Internal(format!("remembered decision: {e}")))?;
     outcome.replayed = true;
@@ -84,14 +85,14 @@ mod tests {
     #[test]
     fn a_remembered_decision_comes_back_whole_and_marked_replayed() {
         let first = a_refusal();
-        let kept = keep(&first).unwrap();
-        let again = recall(&kept).unwrap();
+        let kept = to_memory(&first).unwrap();
+        let again = from_memory(&kept).unwrap();
         assert!(again.replayed && !first.replayed);
         // Everything but `replayed`, compared through the store's encoding.
-        assert_eq!(encode(&again).unwrap(), encode(&first).unwrap());
+        assert_eq!(to_stored(&again).unwrap(), to_stored(&first).unwrap());
         // Compact: well under the JSON the store keeps.
         assert!(
-            kept.len() * 2 < encode(&first).unwrap().len(),
+            kept.len() * 2 < to_stored(&first).unwrap().len(),
             "{}",
             kept.len()
         );
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_damaged_memory_is_an_error_not_a_decision() {
-        let kept = keep(&a_refusal()).unwrap();
-        assert!(recall(&kept[..kept.len() / 2]).is_err());
+        let kept = to_memory(&a_refusal()).unwrap();
+        assert!(from_memory(&kept[..kept.len() / 2]).is_err());
     }
 }

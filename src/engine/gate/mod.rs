@@ -36,7 +36,7 @@ mod suppression;
 pub use sends::RecordSendInput;
 pub(crate) use suppression::Suppressions;
 
-use codec::{encode, keep, recall, replay};
+use codec::{from_memory, from_stored, to_memory, to_stored};
 
 /// One Check call.
 #[derive(Debug, Clone)]

@@ -118,9 +118,9 @@ impl Engine {
         decision_id: &str,
     ) -> Result<GateOutcome, EngineError> {
         let first = match self.caches.decisions.get(tenant, send_id, Instant::now()) {
-            Some(kept) => Some(recall(kept.decision())?),
+            Some(kept) => Some(from_memory(kept.decision())?),
             None => match self.store.get_decision(tenant, send_id).await? {
-                Some(stored) => Some(replay(&stored)?),
+                Some(stored) => Some(from_stored(&stored)?),
                 None => None,
             },
         };
