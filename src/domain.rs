@@ -516,3 +516,6 @@ impl std::str::FromStr for Secret {
         Ok(Self(s.to_owned()))
     }
 }
+
+/// The domain of every `google.rpc.ErrorInfo` pertinent sends.
+pub const ERROR_DOMAIN: &str = "pertinent.v1";

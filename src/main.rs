@@ -23,6 +23,9 @@ async fn run() -> anyhow::Result<()> {
             let app = App::build(options).await?;
             if print_address {
                 println!("listening on {}", app.addr());
+                if let Some(metrics) = app.metrics_addr() {
+                    println!("metrics on {metrics}");
+                }
             }
             app.run(shutdown_signal()).await
         }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -20,15 +22,16 @@ use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
 use crate::engine::Engine;
 use crate::grpc::conn::SmallWrites;
+use crate::grpc::observe::ObserveLayer;
 use crate::grpc::pb::content_service_server::ContentServiceServer;
 use crate::grpc::pb::gate_service_server::GateServiceServer;
 use crate::grpc::pb::prospect_service_server::ProspectServiceServer;
 use crate::grpc::pb::scoring_service_server::ScoringServiceServer;
 use crate::grpc::tls::TlsReloader;
 use crate::grpc::{self, ContentApi, GateApi, Handlers, ProspectApi, ScoringApi};
-use crate::store::VectorStore;
 use crate::store::qdrant::QdrantStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Metered, VectorStore};
 
 /// How often readiness is re-checked while serving.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -46,6 +49,8 @@ pub struct App {
     tls: Option<Arc<TlsReloader>>,
     /// The plaintext health-only listener (`--health-listen`).
     health_listener: Option<TcpListener>,
+    /// The /metrics listener (`--metrics-listen`) and the recorder it renders.
+    metrics: Option<(TcpListener, &'static PrometheusHandle)>,
 }
 
 impl App {
@@ -89,9 +94,28 @@ impl App {
             engine,
             requests,
             max_message_bytes,
-            telemetry: _,
+            telemetry,
             security,
         } = options;
+        let metrics = match telemetry.metrics_listen {
+            Some(addr) => {
+                let handle = crate::telemetry::metrics::recorder()?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --metrics-listen {addr}"))?;
+                Some((listener, handle))
+            }
+            None => None,
+        };
+        // Every store call measured and traced, whatever the adapter.
+        let store: Arc<dyn VectorStore> = Arc::new(Metered::new(store));
+        metrics::gauge!(
+            "pertinent_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+            "model" => embedder.model_id().to_owned(),
+            "store" => store.adapter()
+        )
+        .set(1.0);
         let ignored = engine.scoring.ignored_fields();
         if !ignored.is_empty() {
             tracing::warn!(
@@ -158,6 +182,7 @@ impl App {
             reflection: security.reflection,
             tls,
             health_listener,
+            metrics,
         })
     }
 
@@ -166,6 +191,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound TCP listener has a local address")
+    }
+
+    /// The /metrics address, if `--metrics-listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The plaintext health-only address, if `--health-listen` was given.
@@ -197,12 +227,31 @@ impl App {
                 }
             })
         });
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_task = self.metrics.take().map(|(listener, handle)| {
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = metrics_stopped.await;
+                };
+                if let Err(e) = crate::telemetry::metrics::serve(listener, handle, stopped).await {
+                    tracing::warn!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         set_all(&reporter, ServingStatus::NotServing).await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Reflection in both versions: v1, and v1alpha for the clients that still speak only it
+        // (Python's grpcio-reflection, older grpcurl, grpcui, Postman, evans).
+        let reflection_builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection = reflection_builder()
             .build_v1()
             .context("building the reflection service")?;
+        let reflection_v1alpha = reflection_builder()
+            .build_v1alpha()
+            .context("building the reflection service (v1alpha)")?;
 
         let readiness = tokio::spawn(watch_readiness(self.engine.clone(), reporter.clone()));
         let keys = self.auth.clone().map(|a| tokio::spawn(a.watch()));
@@ -212,32 +261,32 @@ impl App {
         let h = &self.handlers;
         let addr = self.addr();
         tracing::info!(%addr, "serving gRPC");
+        // Every service takes and sends gzip and zstd (a response is compressed only when the
+        // client says it accepts it), with the message bounds of `--max-message-bytes`.
+        macro_rules! tuned {
+            ($server:expr) => {
+                $server
+                    .max_decoding_message_size(n)
+                    .max_encoding_message_size(n)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Zstd)
+            };
+        }
         let router = Server::builder()
             .trace_fn(crate::telemetry::request_span)
+            // Outermost, so that refusals are counted too.
+            .layer(ObserveLayer)
             // Keys are checked from the headers, before any request body is decoded.
             .layer(AuthLayer::new(self.auth.clone()))
             .add_service(health)
             .add_optional_service(self.reflection.then_some(reflection))
-            .add_service(
-                ProspectServiceServer::new(ProspectApi(h.clone()))
-                    .max_decoding_message_size(n)
-                    .max_encoding_message_size(n),
-            )
-            .add_service(
-                ContentServiceServer::new(ContentApi(h.clone()))
-                    .max_decoding_message_size(n)
-                    .max_encoding_message_size(n),
-            )
-            .add_service(
-                ScoringServiceServer::new(ScoringApi(h.clone()))
-                    .max_decoding_message_size(n)
-                    .max_encoding_message_size(n),
-            )
-            .add_service(
-                GateServiceServer::new(GateApi(h.clone()))
-                    .max_decoding_message_size(n)
-                    .max_encoding_message_size(n),
-            );
+            .add_optional_service(self.reflection.then_some(reflection_v1alpha))
+            .add_service(tuned!(ProspectServiceServer::new(ProspectApi(h.clone()))))
+            .add_service(tuned!(ContentServiceServer::new(ContentApi(h.clone()))))
+            .add_service(tuned!(ScoringServiceServer::new(ScoringApi(h.clone()))))
+            .add_service(tuned!(GateServiceServer::new(GateApi(h.clone()))));
         let stopping = async {
             shutdown.await;
             readiness.abort();
@@ -250,6 +299,7 @@ impl App {
             }
             set_all(&reporter, ServingStatus::NotServing).await;
             let _ = health_stop.send(());
+            let _ = metrics_stop.send(());
             tracing::info!("shutting down: draining in-flight requests");
         };
         let result = match self.tls.clone() {
@@ -278,6 +328,9 @@ impl App {
             }
         };
         if let Some(task) = health_only {
+            let _ = task.await;
+        }
+        if let Some(task) = metrics_task {
             let _ = task.await;
         }
         self.store.close();

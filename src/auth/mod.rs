@@ -7,7 +7,6 @@
 pub mod keys;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,22 +53,18 @@ fn required_role(method: &str) -> Role {
         .map_or(Role::Read, |(_, role)| *role)
 }
 
-/// Refusals since start, by reason (exported as metrics by issue 14).
-#[derive(Debug, Default)]
-pub struct Refusals {
-    pub missing: AtomicU64,
-    pub unknown: AtomicU64,
-    pub rpc: AtomicU64,
-    pub tenant: AtomicU64,
+/// A refusal: counted (`pertinent_auth_refusals_total` by `reason`) and answered with
+/// `google.rpc.ErrorInfo` under the same reason, upper-cased.
+fn refused(code: tonic::Code, reason: &'static str, message: impl Into<String>) -> Status {
+    metrics::counter!("pertinent_auth_refusals_total", "reason" => reason).increment(1);
+    let mut details = tonic_types::ErrorDetails::new();
+    details.set_error_info(
+        reason.to_ascii_uppercase(),
+        crate::domain::ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    <Status as tonic_types::StatusExt>::with_error_details(code, message, details)
 }
-
-/// Every refusal of this process.
-pub static REFUSALS: Refusals = Refusals {
-    missing: AtomicU64::new(0),
-    unknown: AtomicU64::new(0),
-    rpc: AtomicU64::new(0),
-    tenant: AtomicU64::new(0),
-};
 
 /// The keys in force, re-read when their file changes.
 pub struct Authenticator {
@@ -133,9 +128,10 @@ impl Authenticator {
                 scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
             });
         let Some(secret) = presented else {
-            REFUSALS.missing.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(rpc = method, "refused: no API key");
-            return Err(Status::unauthenticated(
+            return Err(refused(
+                tonic::Code::Unauthenticated,
+                "api_key_missing",
                 "an API key is required: authorization: Bearer <key>",
             ));
         };
@@ -143,25 +139,31 @@ impl Authenticator {
         let grant = match keys.check(secret) {
             Ok(grant) => grant.clone(),
             Err((reason, key_id)) => {
-                REFUSALS.unknown.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     rpc = method,
                     reason = reason.as_str(),
                     key_id = key_id.unwrap_or("-"),
                     "refused: unknown API key"
                 );
-                return Err(Status::unauthenticated("unknown API key"));
+                return Err(refused(
+                    tonic::Code::Unauthenticated,
+                    "api_key_unknown",
+                    "unknown API key",
+                ));
             }
         };
         let needs = required_role(method);
         if grant.role < needs {
-            REFUSALS.rpc.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(rpc = method, key_id = %grant.key_id, role = grant.role.as_str(), "refused: RPC outside the key's role");
-            return Err(Status::permission_denied(format!(
-                "this key ({}) may not call pertinent.v1.{method}: it needs the {} role",
-                grant.role.as_str(),
-                needs.as_str()
-            )));
+            return Err(refused(
+                tonic::Code::PermissionDenied,
+                "role_insufficient",
+                format!(
+                    "this key ({}) may not call pertinent.v1.{method}: it needs the {} role",
+                    grant.role.as_str(),
+                    needs.as_str()
+                ),
+            ));
         }
         Ok(Some(grant))
     }
@@ -186,20 +188,24 @@ pub fn permit(
     if let Some(tenant) = tenant
         && !grant.covers(tenant.as_str())
     {
-        REFUSALS.tenant.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(rpc, key_id = %grant.key_id, "refused: tenant outside the key's grant");
-        return Err(Status::permission_denied(format!(
-            "this key may not act for tenant {tenant}"
-        )));
+        return Err(refused(
+            tonic::Code::PermissionDenied,
+            "tenant_not_granted",
+            format!("this key may not act for tenant {tenant}"),
+        ));
     }
     if grant.role < needs {
-        REFUSALS.rpc.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(rpc, key_id = %grant.key_id, "refused: RPC outside the key's role");
-        return Err(Status::permission_denied(format!(
-            "this key ({}) may not call pertinent.v1.{rpc} this way: it needs the {} role",
-            grant.role.as_str(),
-            needs.as_str()
-        )));
+        return Err(refused(
+            tonic::Code::PermissionDenied,
+            "role_insufficient",
+            format!(
+                "this key ({}) may not call pertinent.v1.{rpc} this way: it needs the {} role",
+                grant.role.as_str(),
+                needs.as_str()
+            ),
+        ));
     }
     Ok(())
 }

@@ -67,6 +67,8 @@ type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
 struct Job {
     texts: Vec<String>,
     reply: Reply,
+    /// The caller's span, which the model batch's span belongs to.
+    span: tracing::Span,
 }
 
 /// The fastembed adapter: a pool of model threads behind a bounded channel.
@@ -155,9 +157,20 @@ impl Embedder for FastembedEmbedder {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        match self.sender.try_send(Job { texts, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(EmbedError::Overloaded),
+        let job = Job {
+            texts,
+            reply,
+            span: tracing::Span::current(),
+        };
+        match self.sender.try_send(job) {
+            Ok(()) => {
+                metrics::gauge!("pertinent_embedding_queue_depth").set(self.sender.len() as f64);
+            }
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("pertinent_admission_refusals_total", "reason" => "embedding_queue")
+                    .increment(1);
+                return Err(EmbedError::Overloaded);
+            }
             Err(TrySendError::Disconnected(_)) => return Err(EmbedError::Stopped),
         }
         answer.await.map_err(|_| EmbedError::Stopped)?
@@ -287,6 +300,7 @@ impl Worker {
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 }
             }
+            metrics::gauge!("pertinent_embedding_queue_depth").set(self.receiver.len() as f64);
             self.serve(model, jobs);
         }
     }
@@ -296,6 +310,17 @@ impl Worker {
         let mut owners = Vec::new();
         let mut texts = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());
+        // The batch's span is a child of the first caller's and follows from the others'.
+        let batch_span = tracing::info_span!(
+            parent: &jobs[0].span,
+            "model.batch",
+            texts = tracing::field::Empty,
+            tokens = tracing::field::Empty,
+        );
+        for job in &jobs[1..] {
+            batch_span.follows_from(&job.span);
+        }
+        let _entered = batch_span.enter();
         for (job_index, job) in jobs.into_iter().enumerate() {
             for text in job.texts {
                 owners.push(job_index);
@@ -313,6 +338,8 @@ impl Worker {
                     .min(self.max_tokens)
             })
             .collect();
+        batch_span.record("texts", texts.len());
+        batch_span.record("tokens", tokens.iter().sum::<usize>());
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| tokens[i]);
 
@@ -333,7 +360,15 @@ impl Worker {
                 .iter()
                 .map(|&i| texts[i].as_str())
                 .collect();
-            match model.embed(&batch, Some(batch.len())) {
+            let padded = tokens[order[end - 1]] * batch.len();
+            let run = tracing::info_span!("model.run", texts = batch.len(), tokens = padded);
+            let started = Instant::now();
+            let embedded = run.in_scope(|| model.embed(&batch, Some(batch.len())));
+            metrics::histogram!("pertinent_embedding_batch_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("pertinent_embedding_batch_texts").record(batch.len() as f64);
+            metrics::histogram!("pertinent_embedding_batch_tokens").record(padded as f64);
+            match embedded {
                 Ok(out) => {
                     for (&i, v) in order[start..end].iter().zip(out) {
                         vectors[i] = Some(v);

@@ -69,6 +69,8 @@ pub struct EngineOptions {
     /// of the gate's histories, decisions and suppression list is exact, so a check need not
     /// ask the store what only another writer could have changed.
     pub exclusive_store: bool,
+    /// Label gate metrics with the tenant (cardinality grows with the tenants).
+    pub tenant_metrics: bool,
 }
 
 /// How much work the engine admits at once; past that, `EngineError::Overloaded`.
@@ -157,6 +159,8 @@ pub struct Engine {
     suppressions: Arc<gate::Suppressions>,
     /// Serialise the gate's work on one prospect.
     locks: ProspectLocks,
+    /// Gate metrics carry a tenant label (`--metrics-tenant-labels`).
+    tenant_metrics: bool,
     /// See `EngineOptions::exclusive_store`.
     exclusive_store: bool,
     /// Checks answered SEND because the store could not be reached (`--allow-fail-send`).
@@ -196,6 +200,7 @@ impl Engine {
             limits,
             caches,
             exclusive_store,
+            tenant_metrics,
         } = options;
         Self {
             embedder,
@@ -203,6 +208,7 @@ impl Engine {
             caches: Arc::new(Caches::new(&caches)),
             suppressions: Arc::new(gate::Suppressions::new(exclusive_store)),
             locks: ProspectLocks::new(),
+            tenant_metrics,
             exclusive_store,
             fail_sends: std::sync::atomic::AtomicU64::new(0),
             scoring,
@@ -221,10 +227,11 @@ impl Engine {
 
     /// Admits one request, or refuses at once when too many are in flight.
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, EngineError> {
-        self.in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| EngineError::Overloaded("too many requests in flight"))
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("pertinent_admission_refusals_total", "reason" => "in_flight")
+                .increment(1);
+            EngineError::Overloaded("too many requests in flight")
+        })
     }
 
     /// Embeds texts, taking identical texts the tenant embedded recently from the cache.
@@ -241,6 +248,7 @@ impl Engine {
             .collect();
         for (i, key) in keys.iter().enumerate() {
             let hit = self.caches.texts.get(key).await;
+            cache::count("embedding", hit.is_some());
             if hit.is_none() {
                 missing.push(i);
             }

@@ -176,11 +176,11 @@ impl Engine {
         candidate: CandidateInput,
         limit: usize,
     ) -> Result<Vec<(ProspectId, Scored)>, EngineError> {
-        let _scan = self
-            .scans
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| EngineError::Overloaded("too many audience scans in flight"))?;
+        let _scan = self.scans.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("pertinent_admission_refusals_total", "reason" => "scans")
+                .increment(1);
+            EngineError::Overloaded("too many audience scans in flight")
+        })?;
         let resolved = self.resolve(tenant, vec![candidate]).await?.remove(0);
         let now = now_millis();
         // Candidate generation by nearest positive signal, then exact re-scoring of a wider

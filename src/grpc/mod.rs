@@ -10,6 +10,7 @@ pub mod convert;
 mod deadline;
 pub mod error;
 mod gate;
+pub mod observe;
 mod prospect;
 mod scoring;
 pub mod tls;

@@ -233,6 +233,39 @@ pub enum ReasonCode {
     StoreUnavailable,
 }
 
+impl Decision {
+    /// The lowercase name metrics label decisions with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Send => "send",
+            Decision::Review => "review",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+impl ReasonCode {
+    /// The lowercase name metrics label reasons with (the API's name without its prefix).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::MatchedInterest => "matched_interest",
+            ReasonCode::LowRelevance => "low_relevance",
+            ReasonCode::Generic => "generic",
+            ReasonCode::NegativeTopic => "negative_topic",
+            ReasonCode::InsufficientProfile => "insufficient_profile",
+            ReasonCode::NoBaseline => "no_baseline",
+            ReasonCode::FrequencyCap => "frequency_cap",
+            ReasonCode::Repeat => "repeat",
+            ReasonCode::Cooldown => "cooldown",
+            ReasonCode::OptedOut => "opted_out",
+            ReasonCode::Placeholder => "placeholder",
+            ReasonCode::NoPersonalReference => "no_personal_reference",
+            ReasonCode::SelfFocused => "self_focused",
+            ReasonCode::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
 /// A reason code with a one-line message a marketer understands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {

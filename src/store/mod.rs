@@ -5,8 +5,11 @@
 //! (tests/api/store_contract.rs). rusqlite and qdrant-client types never leave their adapter
 //! folder.
 
+mod metered;
 pub mod qdrant;
 pub mod sqlite;
+
+pub use metered::Metered;
 
 use async_trait::async_trait;
 
@@ -56,6 +59,9 @@ pub struct ProspectSummary {
 /// Persistence for everything pertinent knows. Writes are durable when they return.
 #[async_trait]
 pub trait VectorStore: Send + Sync {
+    /// The adapter's name, as metrics and traces label it ("sqlite", "qdrant").
+    fn adapter(&self) -> &'static str;
+
     /// Ok when the store answers.
     async fn health(&self) -> Result<(), StoreError>;
 

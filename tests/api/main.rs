@@ -3,6 +3,7 @@
 //! model; validation and CRUD on the hashing embedder (helpers::Model). The store is the one
 //! the settings name, behind a switch the store-down tests turn off (unplug.rs).
 
+mod child;
 mod helpers;
 mod unplug;
 
@@ -11,6 +12,7 @@ mod content;
 mod gate;
 mod health;
 mod layers;
+mod operations;
 mod packaging;
 mod persistence;
 mod prospects;

@@ -13,6 +13,7 @@ use pertinent::grpc::pb::prospect_service_client::ProspectServiceClient;
 use pertinent::grpc::pb::scoring_service_client::ScoringServiceClient;
 use tonic::{Code, Request, Status};
 
+use crate::child::Child;
 use crate::helpers::*;
 
 /// Runs `pertinent keys ...` (the real operator command) and returns its stdout.
@@ -601,73 +602,6 @@ async fn an_erased_prospects_texts_are_nowhere_in_the_data_directory() {
     assert!(left.is_empty(), "erased text left on disk: {left:?}");
     // Not an empty store: the other prospects' texts are still there.
     assert!(!files_holding(&dir, "Ana Ruiz").is_empty());
-}
-
-/// The real binary as a child process, logging JSON to a pipe, on a port it picked itself.
-struct Child {
-    process: std::process::Child,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-    addr: String,
-}
-
-impl Child {
-    fn start(args: &[&str]) -> Child {
-        use std::io::BufRead;
-        let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_pertinent"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--log-filter", "pertinent=trace,info"])
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (found, addr) = std::sync::mpsc::channel();
-        for pipe in [
-            Box::new(process.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(process.stderr.take().unwrap()),
-        ] {
-            let (log, found) = (log.clone(), found.clone());
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && let Some(a) = v["addr"].as_str()
-                    {
-                        let _ = found.send(a.to_owned());
-                    }
-                    let mut all = log.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
-        let addr = addr
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the service says where it listens");
-        Child { process, log, addr }
-    }
-
-    /// SIGTERM (a graceful stop that drains, then flushes the log), SIGKILL after 30 s.
-    fn stop(mut self) -> String {
-        // SAFETY: signalling a child this test started and still owns.
-        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.process.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
 }
 
 // Multi-threaded: the client's connection must be able to close while the test waits for the

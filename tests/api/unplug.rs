@@ -57,6 +57,9 @@ macro_rules! unpluggable {
     ($(async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
         #[async_trait]
         impl VectorStore for UnpluggableStore {
+            fn adapter(&self) -> &'static str {
+                self.inner.adapter()
+            }
             fn close(&self) {
                 self.inner.close();
             }

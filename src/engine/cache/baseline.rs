@@ -114,8 +114,10 @@ impl Caches {
         if let Some(cached) = self.piece_baselines.get(&key).await
             && cached.generation == sample.generation
         {
+            super::count("baseline", true);
             return Ok(with(cached.values.clone()));
         }
+        super::count("baseline", false);
         let values = compute();
         self.piece_baselines
             .insert(

@@ -6,7 +6,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -28,6 +28,13 @@ mod history;
 pub use baseline::BaselineValues;
 use baseline::{PieceBaseline, Sample};
 pub(crate) use history::{GateHistory, HISTORY_LIMIT};
+
+/// Counts a lookup of `cache` (`pertinent_cache_requests_total`).
+pub(super) fn count(cache: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    metrics::counter!("pertinent_cache_requests_total", "cache" => cache, "result" => result)
+        .increment(1);
+}
 
 /// Stripes of the per-prospect write counts that profiles are stamped with.
 const WRITE_STRIPES: usize = 4096;
@@ -275,11 +282,13 @@ impl Caches {
         let writes = &self.profile_writes[self.stripe(tenant, prospect)];
         // A stale entry is dropped and loaded again; if writes keep coming, the second load is
         // served without trusting the cache further.
-        for _ in 0..2 {
+        for round in 0..2 {
             let before = writes.load(Ordering::SeqCst);
+            let missed = AtomicBool::new(false);
             let loaded = self
                 .profiles
                 .try_get_with(key.clone(), async {
+                    missed.store(true, Ordering::Relaxed);
                     let profile = load_profile(store, config, tenant, prospect).await?;
                     Ok::<_, Miss>(Stamped {
                         writes: before,
@@ -287,6 +296,9 @@ impl Caches {
                     })
                 })
                 .await;
+            if round == 0 {
+                count("profile", !missed.load(Ordering::Relaxed));
+            }
             match unwrap_miss(loaded)? {
                 None => return Ok(None),
                 Some(entry) if entry.writes == writes.load(Ordering::SeqCst) => {
@@ -310,13 +322,16 @@ impl Caches {
         id: &ContentId,
     ) -> Result<Option<Arc<CachedContent>>, EngineError> {
         let key = (tenant.clone(), id.clone());
+        let missed = AtomicBool::new(false);
         let loaded = self
             .contents
             .try_get_with(key, async {
+                missed.store(true, Ordering::Relaxed);
                 let record = store.get_content(tenant, id).await?.ok_or(Miss::Absent)?;
                 Ok::<_, Miss>(Arc::new(CachedContent::from(record)))
             })
             .await;
+        count("content", !missed.load(Ordering::Relaxed));
         unwrap_miss(loaded)
     }
 }

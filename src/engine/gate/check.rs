@@ -60,17 +60,49 @@ impl Engine {
         // check a second lookup.
         let cached = self.caches.cached_policy(tenant).await;
         let planned_at = input.planned_at.unwrap_or_else(now_millis);
+        let dry_run = input.dry_run;
         let decided =
             tokio::time::timeout(budget, self.decide(tenant, prospect, input, cached.clone()));
         let cause = match decided.await {
-            Ok(Ok(outcome)) => return Ok(outcome),
+            Ok(Ok(outcome)) => {
+                self.count_decision(tenant, &outcome, dry_run);
+                return Ok(outcome);
+            }
             Ok(Err(EngineError::Store(StoreError::Unavailable(cause)))) => cause,
             Ok(Err(EngineError::Store(StoreError::Busy))) => "busy".into(),
             Ok(Err(other)) => return Err(other),
             Err(_) => format!("no answer within {} ms", budget.as_millis()),
         };
         let policy = cached.unwrap_or_else(|| Arc::new(self.gate.default_policy.clone()));
-        Ok(self.without_store(tenant, prospect, planned_at, &policy, &cause))
+        let outcome = self.without_store(tenant, prospect, planned_at, &policy, &cause);
+        self.count_decision(tenant, &outcome, dry_run);
+        Ok(outcome)
+    }
+
+    /// `pertinent_gate_decisions_total` by decision (a replay, a dry run and a fresh decision
+    /// apart) and `pertinent_gate_decision_reasons_total` by decision and each reason; by
+    /// tenant too with `--metrics-tenant-labels`.
+    fn count_decision(&self, tenant: &Tenant, outcome: &GateOutcome, dry_run: bool) {
+        let kind = match (outcome.replayed, dry_run) {
+            (true, _) => "replayed",
+            (false, true) => "dry_run",
+            (false, false) => "decided",
+        };
+        let decision = outcome.decision.as_str();
+        let mut labels = vec![("decision", decision.to_owned()), ("kind", kind.to_owned())];
+        if self.tenant_metrics {
+            labels.push(("tenant", tenant.to_string()));
+        }
+        metrics::counter!("pertinent_gate_decisions_total", &labels).increment(1);
+        if outcome.replayed {
+            return;
+        }
+        labels.retain(|(name, _)| *name != "kind");
+        for reason in &outcome.reasons {
+            let mut with_reason = labels.clone();
+            with_reason.push(("reason", reason.code.as_str().to_owned()));
+            metrics::counter!("pertinent_gate_decision_reasons_total", &with_reason).increment(1);
+        }
     }
 
     /// The answer when the store cannot be reached: REJECT for a prospect the suppression list

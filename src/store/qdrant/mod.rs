@@ -263,6 +263,10 @@ impl QdrantStore {
 
 #[async_trait]
 impl VectorStore for QdrantStore {
+    fn adapter(&self) -> &'static str {
+        "qdrant"
+    }
+
     /// Nothing to flush: every write was acknowledged by the server when it returned. The
     /// client's connections close when the store is dropped.
     fn close(&self) {}

@@ -162,6 +162,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl VectorStore for SqliteStore {
+    fn adapter(&self) -> &'static str {
+        "sqlite"
+    }
+
     /// Closes the database: queued writes are committed, then every later call is
     /// `StoreError::Unavailable`. For orderly shutdown, and for testing how callers behave
     /// without a store.

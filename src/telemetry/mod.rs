@@ -1,8 +1,9 @@
-//! Logs and traces: an EnvFilter, a fmt layer (text or JSON), and an OpenTelemetry layer that
-//! exports spans over OTLP/gRPC only when an endpoint is configured.
-//!
-//! Spans are opened with `skip_all`: prospect texts, drafts and vectors are personal data and
-//! never reach a log line or a span attribute.
+//! Logs, traces and metrics: an EnvFilter, a fmt layer (text or JSON), an OpenTelemetry layer
+//! that exports spans over OTLP/gRPC only when an endpoint is configured, and the Prometheus
+//! recorder (`metrics`). Spans never record prospect texts, drafts or vectors (personal data).
+//! What each span and metric holds: docs/operations.md.
+
+pub mod metrics;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -23,6 +24,8 @@ pub struct TelemetryOptions {
     pub otlp_endpoint: Option<String>,
     /// service.name reported with traces.
     pub service_name: String,
+    /// Where /metrics is served; none, nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// How log lines are written.
@@ -98,10 +101,21 @@ pub fn init(settings: &TelemetryOptions) -> anyhow::Result<TelemetryGuard> {
 /// Only the method path is recorded, never the message.
 pub fn request_span(request: &http::Request<()>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let path = request.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", path));
+    // The status is recorded when the answer is known (grpc::observe).
     let span = tracing::info_span!(
         "grpc",
-        otel.name = %request.uri().path(),
-        rpc.method = %request.uri().path(),
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
