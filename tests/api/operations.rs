@@ -325,3 +325,184 @@ async fn errors_carry_a_stable_reason_and_retryable_ones_a_back_off() {
             .is_some_and(|d| d >= Duration::from_millis(100))
     );
 }
+
+/// An OTLP/gRPC trace receiver on 127.0.0.1:0 that keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Receiver(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Receiver
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let mut kept = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                kept.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    let value = span
+        .attributes
+        .iter()
+        .find(|a| a.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?;
+    Some(match value {
+        Value::StringValue(s) => s.clone(),
+        Value::IntValue(i) => i.to_string(),
+        Value::BoolValue(b) => b.to_string(),
+        Value::DoubleValue(d) => d.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+// Multi-threaded: the child is stopped (which flushes its spans) while connections close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_is_traced_under_the_callers_trace_without_any_text() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = listener.local_addr().unwrap();
+    let serving = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{otlp}");
+    let child = Child::start(&[
+        "--otlp-endpoint",
+        &endpoint,
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", child.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let app = ClientOnly(channel.clone());
+    let signal_text = "Our night-shift pick-path planning in Building Zeta is a mess.";
+    let draft_body = "A plan to shorten Building Zeta's pick paths, for Quillon's team.";
+    upsert_via(
+        &app,
+        "t",
+        prospect("ana", "Ana Quillon", "Northwind", "VP Operations"),
+    )
+    .await;
+    add_signals_via(
+        &app,
+        "t",
+        "ana",
+        vec![signal("s1", pb::SignalSource::CallNote, signal_text)],
+    )
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = tonic::Request::new(pb::ScoreRequest {
+        tenant: "t".into(),
+        prospect_id: "ana".into(),
+        candidate: by_draft("Pick paths", draft_body),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    app.scoring().score(request).await.expect("a score");
+    let check_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let mut check = tonic::Request::new(pb::CheckRequest {
+        tenant: "t".into(),
+        prospect_id: "ana".into(),
+        candidate: by_draft("Pick paths", draft_body),
+        send_id: "trace-1".into(),
+        channel: "email".into(),
+        planned_at: None,
+        dry_run: false,
+    });
+    check.metadata_mut().insert(
+        "traceparent",
+        format!("00-{check_trace}-00f067aa0ba902b8-01")
+            .parse()
+            .unwrap(),
+    );
+    GateServiceClient::new(channel.clone())
+        .check(check)
+        .await
+        .expect("a decision");
+    drop(app);
+    drop(channel);
+    child.stop();
+    serving.abort();
+
+    let spans = receiver.0.lock().unwrap().clone();
+    let ours: Vec<_> = spans
+        .iter()
+        .filter(|s| hex::encode(&s.trace_id) == trace_id)
+        .collect();
+    let names: Vec<&str> = ours.iter().map(|s| s.name.as_str()).collect();
+    let rpc = ours
+        .iter()
+        .find(|s| s.name == "pertinent.v1.ScoringService/Score")
+        .unwrap_or_else(|| panic!("no Score span under the caller's trace: {names:?}"));
+    assert_eq!(
+        hex::encode(&rpc.parent_span_id),
+        "00f067aa0ba902b7",
+        "the caller's span is the parent"
+    );
+    assert_eq!(attribute(rpc, "rpc.method").as_deref(), Some("Score"));
+    assert_eq!(
+        attribute(rpc, "rpc.service").as_deref(),
+        Some("pertinent.v1.ScoringService")
+    );
+    assert_eq!(attribute(rpc, "rpc.grpc.status_code").as_deref(), Some("0"));
+    assert!(
+        rpc.end_time_unix_nano > rpc.start_time_unix_nano,
+        "the span has a duration"
+    );
+    for child in ["model.batch", "store"] {
+        assert!(names.contains(&child), "no {child} span in {names:?}");
+    }
+    let check_names: Vec<&str> = spans
+        .iter()
+        .filter(|s| hex::encode(&s.trace_id) == check_trace)
+        .map(|s| s.name.as_str())
+        .collect();
+    for step in ["pertinent.v1.GateService/Check", "gate.rules", "store"] {
+        assert!(
+            check_names.contains(&step),
+            "no {step} span in {check_names:?}"
+        );
+    }
+    for span in &spans {
+        for a in &span.attributes {
+            let value = format!("{:?}", a.value);
+            for secret in ["Zeta", "Quillon", "night-shift"] {
+                assert!(
+                    !value.contains(secret),
+                    "span {} holds {secret} in {}",
+                    span.name,
+                    a.key
+                );
+            }
+        }
+    }
+}

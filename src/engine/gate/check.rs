@@ -2,6 +2,8 @@
 //! rules under the prospect's lock to its history and opt-out state (`apply_rules`), and record the decision;
 //! plus finding an earlier decision of the send id, and the answer without a store.
 
+use tracing::Instrument as _;
+
 use super::*;
 
 /// The share of the caller's remaining deadline the gate may spend before answering with the
@@ -238,6 +240,7 @@ impl Engine {
         }
         let (mut outcome, listed) = self
             .apply_rules(tenant, prospect, &input, &scored, planned_at, &policy)
+            .instrument(tracing::info_span!("gate.rules"))
             .await?;
         // A send of this send id that this process no longer remembers (a restart): its
         // decision is in the store.
