@@ -46,6 +46,7 @@ pub struct TestApp {
     /// The service's store, which the test can unplug.
     pub store: Arc<UnpluggableStore>,
     model: Model,
+    addr: std::net::SocketAddr,
     data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -124,6 +125,7 @@ pub async fn spawn_with(
         channel,
         store,
         model,
+        addr,
         data_dir: dir.to_path_buf(),
         _temp: None,
         shutdown: Some(tx),
@@ -134,6 +136,11 @@ pub async fn spawn_with(
 }
 
 impl TestApp {
+    /// The address the service listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     pub fn prospects(&self) -> ProspectServiceClient<Channel> {
         ProspectServiceClient::new(self.channel.clone())
     }

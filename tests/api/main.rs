@@ -4,6 +4,7 @@
 //! the settings name, behind a switch the store-down tests turn off (unplug.rs).
 
 mod child;
+mod clients;
 mod helpers;
 mod unplug;
 
