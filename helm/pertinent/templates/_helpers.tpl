@@ -62,3 +62,8 @@ The port the kubelet's gRPC probes use: the plaintext health port when the gRPC 
 {{- define "pertinent.probePort" -}}
 {{- if .Values.tls.secretName }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.service.port }}{{ end }}
 {{- end }}
+
+{{/* The replicas the PodDisruptionBudget protects: the HPA's minimum when it is on. */}}
+{{- define "pertinent.minReplicas" -}}
+{{- if and .Values.autoscaling.enabled (include "pertinent.remote" .) }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ include "pertinent.replicas" . }}{{ end }}
+{{- end }}
