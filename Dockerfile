@@ -48,7 +48,7 @@ ENV PERTINENT_LISTEN=0.0.0.0:50051 \
     PERTINENT_ORT_DYLIB_PATH=/opt/pertinent/onnxruntime/libonnxruntime.so \
     PERTINENT_LOG_FORMAT=json
 USER 10001:10001
-EXPOSE 50051
+EXPOSE 50051 9090
 VOLUME ["/var/lib/pertinent"]
 ENTRYPOINT ["/usr/local/bin/pertinent"]
 CMD ["serve"]
