@@ -21,7 +21,7 @@ use crate::config::{ServeOptions, StoreOptions};
 use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
 use crate::engine::Engine;
-use crate::grpc::conn::SmallWrites;
+use crate::grpc::conn::{SmallWrites, TransportLimits};
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::pb::content_service_server::ContentServiceServer;
 use crate::grpc::pb::gate_service_server::GateServiceServer;
@@ -33,6 +33,8 @@ use crate::store::qdrant::QdrantStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Metered, VectorStore};
 
+/// How long a keep-alive ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often readiness is re-checked while serving.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -42,6 +44,7 @@ pub struct App {
     engine: Arc<Engine>,
     handlers: Handlers,
     max_message_bytes: usize,
+    transport: TransportLimits,
     /// The engine's store too, closed after the last request.
     store: Arc<dyn VectorStore>,
     auth: Option<Arc<Authenticator>>,
@@ -94,6 +97,7 @@ impl App {
             engine,
             requests,
             max_message_bytes,
+            transport,
             telemetry,
             security,
         } = options;
@@ -177,6 +181,7 @@ impl App {
             engine,
             handlers,
             max_message_bytes,
+            transport,
             store,
             auth,
             reflection: security.reflection,
@@ -274,7 +279,12 @@ impl App {
                     .send_compressed(CompressionEncoding::Zstd)
             };
         }
+        let t = self.transport;
         let router = Server::builder()
+            .max_concurrent_streams(Some(t.max_streams_per_connection))
+            .timeout(t.request_timeout)
+            .http2_keepalive_interval(t.keepalive)
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .trace_fn(crate::telemetry::request_span)
             // Outermost, so that refusals are counted too.
             .layer(ObserveLayer)

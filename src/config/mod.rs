@@ -17,6 +17,7 @@ use crate::domain::Secret;
 use crate::embedding::fastembed::{FastembedOptions, ModelPooling};
 use crate::engine::{CacheOptions, EngineLimits, EngineOptions};
 use crate::grpc::RequestLimits;
+use crate::grpc::conn::TransportLimits;
 use crate::grpc::tls::TlsFiles;
 use crate::scoring::ScoringOptions;
 use crate::store::qdrant::QdrantOptions;
@@ -162,6 +163,7 @@ pub struct ServeOptions {
     pub requests: RequestLimits,
     /// Largest gRPC message, either way.
     pub max_message_bytes: usize,
+    pub transport: TransportLimits,
     pub telemetry: TelemetryOptions,
     pub security: SecurityOptions,
 }
@@ -339,6 +341,25 @@ pub struct LimitSettings {
     /// FindAudience scans and other tenant-wide reads running at once; past that, RESOURCE_EXHAUSTED.
     #[arg(long, env = "PERTINENT_MAX_SCANS", default_value_t = 4)]
     pub max_scans: usize,
+
+    /// HTTP/2 streams (concurrent calls) one connection may have open; more wait for the
+    /// client's own flow control. Bounds what one connection can make the server decode.
+    #[arg(
+        long,
+        env = "PERTINENT_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    pub max_streams_per_connection: u32,
+
+    /// Longest any call may run on the server, in milliseconds, whatever deadline the client
+    /// sent (or none); past it the call is cancelled.
+    #[arg(long, env = "PERTINENT_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Seconds between HTTP/2 keep-alive pings on an idle connection; a peer that does not
+    /// answer one within 20 seconds is disconnected. 0 turns pings off.
+    #[arg(long, env = "PERTINENT_KEEPALIVE_SECS", default_value_t = 60)]
+    pub keepalive_secs: u64,
 }
 
 /// Logs and traces.
@@ -411,6 +432,14 @@ impl ServeSettings {
         );
         anyhow::ensure!(l.max_in_flight >= 1, "--max-in-flight must be at least 1");
         anyhow::ensure!(l.max_scans >= 1, "--max-scans must be at least 1");
+        anyhow::ensure!(
+            l.max_streams_per_connection >= 1,
+            "--max-streams-per-connection must be at least 1"
+        );
+        anyhow::ensure!(
+            l.request_timeout_ms >= 1,
+            "--request-timeout-ms must be at least 1"
+        );
         let store_options = store.options()?;
         let exclusive_store = matches!(store_options, StoreOptions::Sqlite(_));
         let mib = |n: u64| n * 1024 * 1024;
@@ -452,6 +481,12 @@ impl ServeSettings {
                 max_audience: limits.max_audience,
             },
             max_message_bytes: limits.max_message_bytes,
+            transport: TransportLimits {
+                max_streams_per_connection: limits.max_streams_per_connection,
+                request_timeout: Duration::from_millis(limits.request_timeout_ms),
+                keepalive: (limits.keepalive_secs > 0)
+                    .then(|| Duration::from_secs(limits.keepalive_secs)),
+            },
             telemetry: telemetry.options(|name| std::env::var(name).ok()),
             security: security.options(),
         })

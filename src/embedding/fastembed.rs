@@ -306,7 +306,18 @@ impl Worker {
     }
 
     /// Embeds every text of `jobs` in length-sorted, token-bounded batches, then replies.
-    fn serve(&self, model: &mut TextEmbedding, jobs: Vec<Job>) {
+    fn serve(&self, model: &mut TextEmbedding, mut jobs: Vec<Job>) {
+        // A caller that went away (cancelled, past its deadline) no longer waits for its
+        // vectors: they are not computed.
+        let before = jobs.len();
+        jobs.retain(|job| !job.reply.is_closed());
+        let abandoned = before - jobs.len();
+        if abandoned > 0 {
+            metrics::counter!("pertinent_embedding_abandoned_total").increment(abandoned as u64);
+        }
+        if jobs.is_empty() {
+            return;
+        }
         let mut owners = Vec::new();
         let mut texts = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());

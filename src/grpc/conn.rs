@@ -100,3 +100,14 @@ mod tests {
         assert_eq!(&client.await.unwrap(), b"pong");
     }
 }
+
+/// What one connection and one call may take of the server (config.rs fills it).
+#[derive(Debug, Clone, Copy)]
+pub struct TransportLimits {
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_streams_per_connection: u32,
+    /// Longest a call may run on the server.
+    pub request_timeout: std::time::Duration,
+    /// Keep-alive ping interval on idle connections; none, no pings.
+    pub keepalive: Option<std::time::Duration>,
+}

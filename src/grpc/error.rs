@@ -15,31 +15,63 @@ use crate::embedding::EmbedError;
 use crate::engine::EngineError;
 use crate::store::StoreError;
 
-/// Field violations of one request, reported together.
+/// Field violations of one request, reported together, up to `MAX_LISTED` of them: a request
+/// can be wrong in millions of places, and the answer must stay small whatever was sent.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<(String, String)>);
+pub struct Violations {
+    listed: Vec<(String, String)>,
+    /// Violations past `MAX_LISTED`, counted, not listed.
+    more: usize,
+}
+
+/// The most violations an INVALID_ARGUMENT lists. With `MAX_ECHO` they keep the status's
+/// headers (the message and the details travel as HTTP/2 headers) well under the 16 KiB that
+/// clients accept by default.
+const MAX_LISTED: usize = 10;
+/// The longest field path or description it repeats, in bytes.
+const MAX_ECHO: usize = 100;
+
+/// `text` cut to at most `MAX_ECHO` bytes, on a character boundary.
+fn bounded(text: String) -> String {
+    if text.len() <= MAX_ECHO {
+        return text;
+    }
+    let mut end = MAX_ECHO;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
 
 impl Violations {
     /// Records that `field` is wrong, and why.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push((field.into(), description.into()));
+        if self.listed.len() >= MAX_LISTED {
+            self.more += 1;
+            return;
+        }
+        self.listed
+            .push((bounded(field.into()), bounded(description.into())));
     }
 
     /// Whether nothing was found wrong.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.listed.is_empty()
     }
 
-    /// INVALID_ARGUMENT naming every field, with google.rpc.BadRequest details.
+    /// INVALID_ARGUMENT naming every listed field, with google.rpc.BadRequest details.
     pub fn into_status(self) -> Status {
-        let message = self
-            .0
+        let mut message = self
+            .listed
             .iter()
             .map(|(f, d)| format!("{f}: {d}"))
             .collect::<Vec<_>>()
             .join("; ");
+        if self.more > 0 {
+            message.push_str(&format!("; and {} more", self.more));
+        }
         let mut details = ErrorDetails::new();
-        for (field, description) in self.0 {
+        for (field, description) in self.listed {
             details.add_bad_request_violation(field, description);
         }
         detailed(

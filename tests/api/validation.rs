@@ -383,3 +383,71 @@ async fn overload_is_refused_at_once_with_resource_exhausted() {
     assert!(served > 0, "nothing was served");
     assert_eq!(refused + served, results.len());
 }
+
+#[tokio::test]
+async fn a_request_wrong_everywhere_gets_a_small_answer() {
+    // 20,000 attribute keys made of control characters, each one a violation: the answer lists
+    // a bounded number of them and counts the rest, instead of echoing megabytes back.
+    let app = spawn_plumbing_app().await;
+    let mut p = prospect("ana", "Ana Ruiz", "Northwind", "VP Operations");
+    p.attributes = (0..20_000)
+        .map(|i| {
+            (
+                format!("\u{1}\u{2}{i:05}{}", "\u{7}".repeat(40)),
+                "v".into(),
+            )
+        })
+        .collect();
+    let refused = app
+        .prospects()
+        .upsert_prospect(pb::UpsertProspectRequest {
+            tenant: "t".into(),
+            prospect: Some(p),
+        })
+        .await
+        .expect_err("control characters in keys");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let listed = refused
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .len();
+    assert!((1..=10).contains(&listed), "{listed} violations listed");
+    assert!(refused.message().contains("more"), "the rest are counted");
+    assert!(
+        refused.message().len() + refused.details().len() < 8 * 1024,
+        "an answer of {} bytes",
+        refused.message().len() + refused.details().len()
+    );
+    // And nothing was stored.
+    let missing = app
+        .prospects()
+        .get_prospect(pb::GetProspectRequest {
+            tenant: "t".into(),
+            id: "ana".into(),
+        })
+        .await
+        .expect_err("not stored");
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn no_call_runs_past_the_servers_own_bound() {
+    // A client that sends no deadline still cannot hold the server longer than
+    // --request-timeout-ms: a new draft needs the model, which takes longer than 1 ms.
+    let app = spawn_app().await;
+    seed_tenant(&app, "t").await;
+    let app = app.restart_with(|s| s.limits.request_timeout_ms = 1).await;
+    let cut = score(
+        &app,
+        "t",
+        "ana",
+        by_draft("A draft", "About pick paths in your warehouse."),
+    )
+    .await
+    .expect_err("cut off by the server");
+    assert!(
+        matches!(cut.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{cut:?}"
+    );
+}
