@@ -86,6 +86,27 @@ impl Child {
     }
 }
 
+impl Child {
+    /// SIGKILL, as a crash or an OOM kill would: nothing is flushed, nothing drains.
+    pub fn kill(mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for the process to exit; its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: signalling a child this test started and still owns.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.process.kill();

@@ -10,6 +10,7 @@ mod unplug;
 
 mod compliance;
 mod content;
+mod crash;
 mod gate;
 mod health;
 mod layers;
