@@ -18,9 +18,10 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{ServeOptions, StoreOptions};
+use crate::embedding::EmbedError;
 use crate::embedding::Embedder;
 use crate::embedding::fastembed::FastembedEmbedder;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::grpc::conn::{SmallWrites, TransportLimits};
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::pb::content_service_server::ContentServiceServer;
@@ -371,14 +372,26 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// The named services are SERVING while the model and the store both answer.
+/// When the model's workers are gone for good, the overall service ("", what liveness probes
+/// ask) turns NOT_SERVING too, so that the process is restarted rather than kept unready.
 async fn watch_readiness(engine: Arc<Engine>, reporter: HealthReporter) {
     let mut serving = false;
+    let mut alive = true;
     loop {
         let ok = match engine.health().await {
             Ok(()) => true,
             Err(e) => {
                 if serving {
                     tracing::warn!(error = %e, "not ready");
+                }
+                if alive && matches!(e, EngineError::Embed(EmbedError::Stopped)) {
+                    alive = false;
+                    tracing::error!(
+                        "the model's workers have stopped: liveness fails, so that the process is restarted"
+                    );
+                    reporter
+                        .set_service_status("", ServingStatus::NotServing)
+                        .await;
                 }
                 false
             }

@@ -374,18 +374,27 @@ impl Worker {
             let padded = tokens[order[end - 1]] * batch.len();
             let run = tracing::info_span!("model.run", texts = batch.len(), tokens = padded);
             let started = Instant::now();
-            let embedded = run.in_scope(|| model.embed(&batch, Some(batch.len())));
+            // A panic in the tokenizer or the runtime fails this batch's callers, not the worker.
+            let embedded = run.in_scope(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    model.embed(&batch, Some(batch.len()))
+                }))
+            });
             metrics::histogram!("pertinent_embedding_batch_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             metrics::histogram!("pertinent_embedding_batch_texts").record(batch.len() as f64);
             metrics::histogram!("pertinent_embedding_batch_tokens").record(padded as f64);
             match embedded {
-                Ok(out) => {
+                Ok(Ok(out)) => {
                     for (&i, v) in order[start..end].iter().zip(out) {
                         vectors[i] = Some(v);
                     }
                 }
-                Err(e) => failure = Some(e.to_string()),
+                Ok(Err(e)) => failure = Some(e.to_string()),
+                Err(_) => {
+                    tracing::error!("the model panicked on a batch; its callers get an error");
+                    failure = Some("the model panicked".into());
+                }
             }
             start = end;
         }

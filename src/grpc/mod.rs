@@ -4,6 +4,7 @@
 //! call, convert the answer back. Errors become statuses in one place (`error`). Generated
 //! proto types are used nowhere else in the crate (tests use them as clients do).
 
+pub mod codec;
 pub mod conn;
 mod content;
 pub mod convert;

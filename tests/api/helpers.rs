@@ -84,12 +84,12 @@ pub async fn spawn_with(
     dir: &Path,
     adjust: impl FnOnce(&mut ServeSettings),
 ) -> TestApp {
-    let mut settings = ServeSettings::for_local(dir);
-    adjust(&mut settings);
-    let options = settings.validate().expect("valid settings");
     let embedder: Arc<dyn Embedder> = match model {
         Model::Real => {
-            let embedding = options.embedding.clone();
+            let embedding = ServeSettings::for_local(dir)
+                .validate()
+                .expect("valid settings")
+                .embedding;
             let loaded = tokio::task::spawn_blocking(move || FastembedEmbedder::load(&embedding))
                 .await
                 .expect("the loading task");
@@ -97,6 +97,19 @@ pub async fn spawn_with(
         }
         Model::Hashing => Arc::new(HashingEmbedder::new(DIMENSION)),
     };
+    spawn_on(model, embedder, dir, adjust).await
+}
+
+/// As `spawn_with`, on the embedder given (`model` says which kind it is, for restarts).
+pub async fn spawn_on(
+    model: Model,
+    embedder: Arc<dyn Embedder>,
+    dir: &Path,
+    adjust: impl FnOnce(&mut ServeSettings),
+) -> TestApp {
+    let mut settings = ServeSettings::for_local(dir);
+    adjust(&mut settings);
+    let options = settings.validate().expect("valid settings");
     let inner: Arc<dyn VectorStore> = match &options.store {
         StoreOptions::Sqlite(sqlite) => {
             Arc::new(SqliteStore::open_with(sqlite, embedder.dimension()).expect("the store opens"))

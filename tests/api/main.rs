@@ -11,6 +11,7 @@ mod unplug;
 mod compliance;
 mod content;
 mod crash;
+mod fuzz;
 mod gate;
 mod health;
 mod layers;
