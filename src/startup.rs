@@ -36,8 +36,9 @@ use crate::store::{Metered, VectorStore};
 
 /// How long a keep-alive ping may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How often readiness is re-checked while serving.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// How often readiness is re-checked: an outage shows within a second, and so does the end of
+/// one. A check is one model and one store round trip.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A built service: model loaded, store open, listener bound, not yet serving.
 pub struct App {
@@ -93,7 +94,7 @@ impl App {
         let ServeOptions {
             listen,
             print_address: _,
-            store: _,
+            store: store_options,
             embedding: _,
             engine,
             requests,
@@ -112,8 +113,13 @@ impl App {
             }
             None => None,
         };
-        // Every store call measured and traced, whatever the adapter.
-        let store: Arc<dyn VectorStore> = Arc::new(Metered::new(store));
+        // Every store call measured and traced, whatever the adapter, and a remote store's
+        // bounded by its request timeout.
+        let bound = match &store_options {
+            StoreOptions::Qdrant(qdrant) => Some(qdrant.timeout),
+            StoreOptions::Sqlite(_) => None,
+        };
+        let store: Arc<dyn VectorStore> = Arc::new(Metered::new(store, bound));
         metrics::gauge!(
             "pertinent_build_info",
             "version" => env!("CARGO_PKG_VERSION"),

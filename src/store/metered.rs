@@ -1,6 +1,8 @@
-//! Every store call timed and counted, and given a span, whatever the adapter: a decorator of
-//! the port that startup puts in front of the adapter it opens. Labels are the operation (the
-//! port method) and the adapter; never a tenant, prospect or content id.
+//! Every store call timed and counted, given a span and, for a remote store, bounded in time,
+//! whatever the adapter: a decorator of the port that startup puts in front of the adapter it
+//! opens. Labels are the operation (the port method) and the adapter; never an id. The bound
+//! is there because a stalled server (a connection accepted, then never answered) outlasts the
+//! client's own request timeout while it waits for the connection.
 
 use std::time::Instant;
 
@@ -17,11 +19,14 @@ use crate::domain::{
 /// `pertinent_store_errors_total`) and traced (a `store` span per call).
 pub struct Metered<S: ?Sized> {
     inner: std::sync::Arc<S>,
+    bound: Option<std::time::Duration>,
 }
 
 impl<S: VectorStore + ?Sized> Metered<S> {
-    pub fn new(inner: std::sync::Arc<S>) -> Self {
-        Self { inner }
+    /// Measures every call of `inner`; with a `bound`, a call that takes longer is
+    /// `StoreError::Unavailable`.
+    pub fn new(inner: std::sync::Arc<S>, bound: Option<std::time::Duration>) -> Self {
+        Self { inner, bound }
     }
 }
 
@@ -29,11 +34,21 @@ impl<S: VectorStore + ?Sized> Metered<S> {
 async fn measured<T>(
     adapter: &'static str,
     operation: &'static str,
+    bound: Option<std::time::Duration>,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     let span = tracing::info_span!("store", db.system = adapter, db.operation = operation);
     let started = Instant::now();
-    let result = call.instrument(span).await;
+    let call = call.instrument(span);
+    let result = match bound {
+        Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                bound.as_millis()
+            )))
+        }),
+        None => call.await,
+    };
     metrics::histogram!(
         "pertinent_store_operation_duration_seconds",
         "operation" => operation,
@@ -72,7 +87,7 @@ macro_rules! metered {
             }
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    measured(self.inner.adapter(), stringify!($name), self.inner.$name($($arg),*)).await
+                    measured(self.inner.adapter(), stringify!($name), self.bound, self.inner.$name($($arg),*)).await
                 }
             )*
         }

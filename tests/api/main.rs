@@ -16,6 +16,7 @@ mod gate;
 mod health;
 mod layers;
 mod operations;
+mod outage;
 mod packaging;
 mod persistence;
 mod prospects;
