@@ -35,6 +35,25 @@ mod points;
 
 use points::*;
 
+/// The oldest Qdrant server the adapter accepts: 1.17 brought the insert-only and conditional
+/// upserts that exact gate rules across replicas are to use (docs/reliability.md). Tested
+/// against 1.18.3.
+const OLDEST: (u64, u64) = (1, 17);
+
+/// Refuses a Qdrant server older than `OLDEST`, or of another major version, at start.
+fn supported(version: &str) -> Result<(), StoreError> {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let mut number = || parts.next().and_then(|p| p.parse::<u64>().ok());
+    let parsed = (number(), number());
+    match parsed {
+        (Some(major), Some(minor)) if major == OLDEST.0 && minor >= OLDEST.1 => Ok(()),
+        _ => Err(StoreError::Backend(format!(
+            "Qdrant {version} is not supported: pertinent needs Qdrant {}.{} or a later 1.x",
+            OLDEST.0, OLDEST.1
+        ))),
+    }
+}
+
 /// What the Qdrant adapter is built from (config.rs fills it from the flags).
 #[derive(Debug, Clone)]
 pub struct QdrantOptions {
@@ -60,7 +79,8 @@ impl QdrantStore {
         let mut builder = Qdrant::from_url(&options.url)
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
-            // The server version is checked by the first real call; skip the extra round trip.
+            // qdrant-client's own check only prints to stdout, and only accepts servers within
+            // one minor version of the client; `supported` below decides instead.
             .skip_compatibility_check();
         if let Some(key) = &options.api_key {
             builder = builder.api_key(key.expose().to_owned());
@@ -68,6 +88,9 @@ impl QdrantStore {
         let client = builder
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let version = client.health_check().await.map_err(backend)?.version;
+        supported(&version)?;
+        tracing::info!(%version, "connected to Qdrant");
         let store = Self {
             client,
             collection: options.collection.clone(),
@@ -920,5 +943,20 @@ impl VectorStore for QdrantStore {
                 .map_err(backend)?;
         }
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::supported;
+
+    #[test]
+    fn only_qdrant_1_17_and_later_1_x_servers_are_supported() {
+        for ok in ["1.17.0", "1.18.3", "1.20.1", "v1.25.0"] {
+            assert!(supported(ok).is_ok(), "{ok}");
+        }
+        for refused in ["1.16.3", "0.11.0", "2.0.0", "dev", ""] {
+            assert!(supported(refused).is_err(), "{refused}");
+        }
     }
 }
