@@ -240,6 +240,7 @@ impl App {
             })
         });
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (draining, drained) = tokio::sync::oneshot::channel::<()>();
         let metrics_task = self.metrics.take().map(|(listener, handle)| {
             tokio::spawn(async move {
                 let stopped = async {
@@ -317,31 +318,48 @@ impl App {
             set_all(&reporter, ServingStatus::NotServing).await;
             let _ = health_stop.send(());
             let _ = metrics_stop.send(());
+            let _ = draining.send(());
             tracing::info!("shutting down: draining in-flight requests");
         };
-        let result = match self.tls.clone() {
+        type Serving<'a> = std::pin::Pin<
+            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>,
+        >;
+        let serving: Serving<'_> = match self.tls.clone() {
             Some(tls) => {
                 tracing::info!(mtls = tls.verifies_clients(), "serving gRPC over TLS");
-                router
-                    .serve_with_incoming_shutdown(
-                        crate::grpc::tls::incoming(self.listener, tls),
-                        stopping,
-                    )
-                    .await
+                Box::pin(router.serve_with_incoming_shutdown(
+                    crate::grpc::tls::incoming(self.listener, tls),
+                    stopping,
+                ))
             }
             // Our own listener (so port 0 works) means tonic does not set TCP_NODELAY itself:
             // without it, a response written in two parts waits ~40 ms for a delayed ACK.
             // `SmallWrites` lets answers that finish together share a write (grpc/conn.rs).
-            None => {
-                router
-                    .serve_with_incoming_shutdown(
-                        TcpIncoming::from(self.listener)
-                            .with_nodelay(Some(true))
-                            .with_keepalive(Some(Duration::from_secs(60)))
-                            .map(|accepted| accepted.map(SmallWrites::new)),
-                        stopping,
-                    )
-                    .await
+            None => Box::pin(
+                router.serve_with_incoming_shutdown(
+                    TcpIncoming::from(self.listener)
+                        .with_nodelay(Some(true))
+                        .with_keepalive(Some(Duration::from_secs(60)))
+                        .map(|accepted| accepted.map(SmallWrites::new)),
+                    stopping,
+                ),
+            ),
+        };
+        // Draining ends after --shutdown-grace-secs even if a client keeps its connection open
+        // (or a call never ends): what is still running is dropped, and the store closed.
+        let grace = self.transport.shutdown_grace;
+        let deadline = async move {
+            if drained.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            served = serving => served,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "shutting down: calls still running after the grace period are dropped");
+                Ok(())
             }
         };
         if let Some(task) = health_only {

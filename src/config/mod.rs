@@ -318,6 +318,15 @@ pub struct LimitSettings {
     #[arg(long, env = "PERTINENT_MAX_TEXT_BYTES", default_value_t = 16_384)]
     pub max_text_bytes: usize,
 
+    /// Most signals one prospect may hold; an AddSignals past it is FAILED_PRECONDITION
+    /// (replacing a signal by id never is). Building a profile compares signals pairwise.
+    #[arg(
+        long,
+        env = "PERTINENT_MAX_SIGNALS_PER_PROSPECT",
+        default_value_t = 5_000
+    )]
+    pub max_signals_per_prospect: u32,
+
     /// Most signals in one AddSignals call (and ids in one DeleteSignals call).
     #[arg(long, env = "PERTINENT_MAX_SIGNALS_PER_CALL", default_value_t = 256)]
     pub max_signals_per_call: usize,
@@ -360,6 +369,11 @@ pub struct LimitSettings {
     /// answer one within 20 seconds is disconnected. 0 turns pings off.
     #[arg(long, env = "PERTINENT_KEEPALIVE_SECS", default_value_t = 60)]
     pub keepalive_secs: u64,
+
+    /// On SIGTERM, how long calls in flight may run on before they are dropped and the store
+    /// closed, in seconds (keep it under Kubernetes' terminationGracePeriodSeconds).
+    #[arg(long, env = "PERTINENT_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// Logs and traces.
@@ -449,6 +463,7 @@ impl ServeSettings {
             limits: EngineLimits {
                 max_in_flight: limits.max_in_flight,
                 max_scans: limits.max_scans,
+                max_signals_per_prospect: limits.max_signals_per_prospect,
             },
             caches: CacheOptions {
                 // A shared remote store has writers this process does not see: entries expire
@@ -486,6 +501,7 @@ impl ServeSettings {
                 request_timeout: Duration::from_millis(limits.request_timeout_ms),
                 keepalive: (limits.keepalive_secs > 0)
                     .then(|| Duration::from_secs(limits.keepalive_secs)),
+                shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
             },
             telemetry: telemetry.options(|name| std::env::var(name).ok()),
             security: security.options(),

@@ -49,6 +49,13 @@ pub enum EngineError {
         field: &'static str,
         message: String,
     },
+    /// The write would take a prospect past a configured bound (`--max-signals-per-prospect`):
+    /// delete some first. `field` names the request field at fault.
+    #[error("{field}: {message}")]
+    Limit {
+        field: &'static str,
+        message: String,
+    },
     /// A bug: a codec failure, a panicked task, a damaged record. Not the caller's to retry.
     #[error("internal: {0}")]
     Internal(String),
@@ -80,6 +87,9 @@ pub struct EngineLimits {
     pub max_in_flight: usize,
     /// Tenant-wide scans (FindAudience) at once.
     pub max_scans: usize,
+    /// Signals one prospect may hold: each one is compared with the others when its profile is
+    /// built, so the bound keeps that work bounded.
+    pub max_signals_per_prospect: u32,
 }
 
 /// The sizes and lifetimes of the engine's caches.
@@ -167,6 +177,7 @@ pub struct Engine {
     fail_sends: std::sync::atomic::AtomicU64,
     in_flight: Arc<Semaphore>,
     scans: Arc<Semaphore>,
+    max_signals_per_prospect: u32,
 }
 
 /// Runs a store write and the cache invalidation that follows it in a task of its own, so that
@@ -215,6 +226,7 @@ impl Engine {
             gate,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             scans: Arc::new(Semaphore::new(limits.max_scans)),
+            max_signals_per_prospect: limits.max_signals_per_prospect,
         }
     }
 

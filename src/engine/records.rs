@@ -99,6 +99,45 @@ impl Engine {
         Ok(deleted?)
     }
 
+    /// Refuses signals that would take the prospect past `--max-signals-per-prospect`. Near the
+    /// bound the stored ids are read, so that replacing a signal is never refused; two writes
+    /// racing at the bound can pass it by one call's worth (the bound is on work, not a quota).
+    async fn within_signal_bound(
+        &self,
+        tenant: &Tenant,
+        prospect: &ProspectId,
+        stored: u32,
+        signals: &[NewSignal],
+    ) -> Result<(), EngineError> {
+        let bound = u64::from(self.max_signals_per_prospect);
+        if u64::from(stored) + signals.len() as u64 <= bound {
+            return Ok(());
+        }
+        let existing: std::collections::HashSet<SignalId> = self
+            .store
+            .prospect_signals(tenant, prospect)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let new: std::collections::HashSet<&SignalId> = signals
+            .iter()
+            .map(|s| &s.id)
+            .filter(|id| !existing.contains(*id))
+            .collect();
+        let total = existing.len() as u64 + new.len() as u64;
+        if total > bound {
+            return Err(EngineError::Limit {
+                field: "signals",
+                message: format!(
+                    "the prospect would hold {total} signals, over the bound of {bound} (--max-signals-per-prospect): delete some first"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Embeds and stores signals (replacing by id).
     pub async fn add_signals(
         &self,
@@ -108,9 +147,11 @@ impl Engine {
     ) -> Result<SignalWrite, EngineError> {
         // Fail fast, before spending model time, when the prospect does not exist. The store
         // checks again atomically with the write.
-        if self.store.get_prospect(tenant, prospect).await?.is_none() {
+        let Some(summary) = self.store.get_prospect(tenant, prospect).await? else {
             return Err(not_found("prospect", prospect));
-        }
+        };
+        self.within_signal_bound(tenant, prospect, summary.signal_count, &signals)
+            .await?;
         let texts = signals.iter().map(|s| s.text.as_str().to_owned()).collect();
         let vectors = self.embed(tenant, texts).await?;
         let now = now_millis();

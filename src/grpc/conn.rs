@@ -110,4 +110,6 @@ pub struct TransportLimits {
     pub request_timeout: std::time::Duration,
     /// Keep-alive ping interval on idle connections; none, no pings.
     pub keepalive: Option<std::time::Duration>,
+    /// How long shutdown waits for calls in flight before it drops them.
+    pub shutdown_grace: std::time::Duration,
 }

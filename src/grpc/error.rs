@@ -143,6 +143,16 @@ impl From<EngineError> for Status {
                     details,
                 )
             }
+            EngineError::Limit { field, message } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation("LIMIT", field, message.clone());
+                detailed(
+                    Code::FailedPrecondition,
+                    format!("{field}: {message}"),
+                    "LIMIT_REACHED",
+                    details,
+                )
+            }
             EngineError::Internal(cause) => internal(&cause),
             EngineError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");

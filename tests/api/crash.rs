@@ -366,3 +366,36 @@ async fn sigterm_lets_calls_in_flight_finish_then_exits() {
     assert!(status.success(), "exit status {status:?}");
     assert!(answered >= 1, "no call in flight was answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_after_its_grace_even_with_a_call_that_never_ends() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Child::start(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--shutdown-grace-secs",
+        "1",
+    ]);
+    let channel = connect(&child.addr).await;
+    // A health Watch never ends by itself: draining would wait for it forever.
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("a watch")
+        .into_inner();
+    watch.message().await.expect("the first status");
+    let started = std::time::Instant::now();
+    let stopping = std::thread::spawn(move || child.terminate());
+    let status = stopping.join().unwrap().expect("the process exits");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    drop(watch);
+}

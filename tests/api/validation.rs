@@ -451,3 +451,37 @@ async fn no_call_runs_past_the_servers_own_bound() {
         "{cut:?}"
     );
 }
+
+#[tokio::test]
+async fn a_prospect_holds_at_most_the_configured_signals_and_replacing_always_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_with(Model::Hashing, dir.path(), |s| {
+        s.limits.max_signals_per_prospect = 5
+    })
+    .await;
+    app.keep(dir);
+    upsert(&app, "t", prospect("p", "Ana Ruiz", "Northwind", "VP Ops")).await;
+    let three = |prefix: &str| {
+        (0..3)
+            .map(|i| signal(&format!("{prefix}{i}"), CallNote, "Pick paths at night."))
+            .collect::<Vec<_>>()
+    };
+    add_signals(&app, "t", "p", three("a")).await;
+    let refused = add(&app, three("b")).await;
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("signals"), "{refused:?}");
+    assert_eq!(
+        refused.get_details_error_info().unwrap().reason,
+        "LIMIT_REACHED"
+    );
+    assert_eq!(
+        signal_count(&app).await,
+        3,
+        "nothing of the refused call was stored"
+    );
+    // Replacing the three stored signals, and two new ones, reach the bound exactly.
+    let mut five = three("a");
+    five.extend((0..2).map(|i| signal(&format!("c{i}"), CallNote, "Slotting by velocity.")));
+    add_signals(&app, "t", "p", five).await;
+    assert_eq!(signal_count(&app).await, 5);
+}

@@ -46,10 +46,15 @@ pub struct SqliteOptions {
     pub readers: usize,
 }
 
+/// How long `close` waits for the writer to commit what is queued.
+const WRITER_JOIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The embedded SQLite adapter.
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    /// The writer thread, joined by `close` once its queue is committed.
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
     scanners: Arc<Mutex<Vec<Connection>>>,
     closed: Arc<AtomicBool>,
@@ -144,13 +149,14 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Unavailable(format!("starting a reader: {e}")))?;
         }
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_loop(conn, receiver, committed))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer: {e}")))?;
         Ok(Self {
             path,
             writer: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
             readers: Mutex::new(Some(reads)),
             scanners: Arc::new(Mutex::new(Vec::new())),
             closed: Arc::new(AtomicBool::new(false)),
@@ -166,9 +172,9 @@ impl VectorStore for SqliteStore {
         "sqlite"
     }
 
-    /// Closes the database: queued writes are committed, then every later call is
-    /// `StoreError::Unavailable`. For orderly shutdown, and for testing how callers behave
-    /// without a store.
+    /// Closes the database: queued writes are committed and the writer thread is joined, then
+    /// every later call is `StoreError::Unavailable`. For orderly shutdown. The join blocks the
+    /// caller for the last commit, which needs no async runtime (replies are oneshot sends).
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         // Dropping the sender lets the writer finish its queue and close its connection.
@@ -176,6 +182,27 @@ impl VectorStore for SqliteStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let writer = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Bounded: a caller still waiting to queue a write holds a sender, and with it the
+        // writer, until the runtime polls it again, which a caller of `close` may be blocking.
+        if let Some(writer) = writer {
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = done.send(writer.join().is_ok());
+            });
+            match finished.recv_timeout(WRITER_JOIN) {
+                Ok(true) => {}
+                Ok(false) => tracing::error!("the SQLite writer thread had panicked"),
+                Err(_) => tracing::warn!(
+                    "the SQLite writer did not finish within {} s of closing",
+                    WRITER_JOIN.as_secs()
+                ),
+            }
+        }
         // Dropping the sender ends the reader threads once they have answered what is queued.
         self.readers
             .lock()

@@ -131,6 +131,8 @@ impl SqliteStore {
             })
         });
         sender.send(job).await.map_err(|_| Self::unavailable())?;
+        // Queued: this caller no longer keeps the writer alive (see `close`).
+        drop(sender);
         answered.await.map_err(|_| Self::unavailable())?
     }
 }
