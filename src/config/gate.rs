@@ -34,6 +34,7 @@ pub struct GateSettings {
     /// Which of the gate's decisions are written to the store: `sends` (SEND, with the send,
     /// and REVIEW, which RecordSend may follow) or `all`. Decisions not written are remembered
     /// in memory for retries (see --decision-memory-mib); docs/gate.md says what each costs.
+    /// With --qdrant-url every decision is written, as replicas must agree on each send id.
     #[arg(
         long,
         env = "PERTINENT_RECORD_DECISIONS",

@@ -20,6 +20,7 @@ mod outage;
 mod packaging;
 mod persistence;
 mod prospects;
+mod replicas;
 mod scoring;
 mod security;
 mod store_contract;

@@ -386,7 +386,10 @@ impl Engine {
         if input.dry_run {
             return Ok(outcome);
         }
-        let remembering = !self.gate.record_all;
+        // On a shared store every decision is written, refusals too: replicas deciding one send
+        // id at once must all find the first decision there (the store's insert-only write
+        // picks it), which a refusal kept in one replica's memory would not be.
+        let remembering = !self.gate.record_all && self.exclusive_store;
         let decision = outcome.decision;
         if remembering && decision == Decision::Reject {
             // A refusal costs no write: its retry is answered from memory, or decided again

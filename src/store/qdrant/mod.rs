@@ -14,8 +14,9 @@ use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, Direction, Distance, FieldType, Filter, GetPointsBuilder,
     KeywordIndexParamsBuilder, OrderBy, PointId, PointStruct, PointsIdsList,
-    QueryPointGroupsBuilder, Range, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder,
-    Value, VectorParamsBuilder, VectorsConfigBuilder, group_id, vectors_config,
+    QueryPointGroupsBuilder, Range, RetrievedPoint, ScrollPointsBuilder, UpdateMode,
+    UpsertPointsBuilder, Value, VectorParamsBuilder, VectorsConfigBuilder, group_id,
+    vectors_config,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use uuid::Uuid;
@@ -766,34 +767,63 @@ impl VectorStore for QdrantStore {
         decided_at: Millis,
         send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
-        // Read, then write: two replicas deciding the same send id at the same instant can both
-        // write; the point ids are the same, so one send and one decision survive (module docs).
+        // A decision already stored answers at once.
         if let Some(existing) = self.get_decision(tenant, send_id).await? {
             return Ok(Some(existing));
         }
         if !self.prospect_exists(tenant, prospect).await? {
             return Err(StoreError::MissingProspect);
         }
+        if let Some(send) = send {
+            // The send first: a decision is never visible without the send it let through. If
+            // another replica's decision of this send id wins below and was not a SEND, this
+            // send stays counted: one send too many, the safe side for a gate.
+            self.client
+                .upsert_points(
+                    UpsertPointsBuilder::new(
+                        &self.collection,
+                        vec![send_point(tenant, prospect, send)],
+                    )
+                    .wait(true),
+                )
+                .await
+                .map_err(backend)?;
+        }
         let mut payload = base_payload(tenant, KIND_DECISION);
         payload.insert("prospect_id", prospect.to_string());
         payload.insert("send_id", send_id.to_string());
         payload.insert("body", decision);
         payload.insert("decided_at", decided_at);
-        let mut points = vec![PointStruct::new(
+        // Which write this is: two replicas can make byte-identical decisions.
+        let writer = Uuid::new_v4().to_string();
+        payload.insert("writer", writer.clone());
+        let point = PointStruct::new(
             point_id(tenant, KIND_DECISION, send_id.as_str()),
             HashMap::<String, Vec<f32>>::new(),
             payload,
-        )];
-        if let Some(send) = send {
-            // The send first: a decision is never visible without the send it let through.
-            points.insert(0, send_point(tenant, prospect, send));
-        }
-        // One request, applied in order.
+        );
+        // Insert-only: of replicas deciding this send id at once, the first write wins and
+        // the others change nothing; reading it back tells which one won.
         self.client
-            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
+            .upsert_points(
+                UpsertPointsBuilder::new(&self.collection, vec![point])
+                    .update_mode(UpdateMode::InsertOnly)
+                    .wait(true),
+            )
             .await
             .map_err(backend)?;
-        Ok(None)
+        let stored = self
+            .get_point(point_id(tenant, KIND_DECISION, send_id.as_str()), false)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Backend("a decision written with wait=true was not read back".into())
+            })?;
+        let won = get_str(&stored.payload, "writer").is_ok_and(|w| w == writer);
+        if won {
+            Ok(None)
+        } else {
+            get_str(&stored.payload, "body").map(Some)
+        }
     }
 
     async fn get_decision(
