@@ -1,8 +1,9 @@
 //! The remote store: a Qdrant server or cluster through qdrant-client (gRPC), the scale-out
 //! adapter of `VectorStore`. qdrant-client types never leave this folder.
-//! Layout: how records are points (`points`); this file holds the connection, the collection's
-//! set-up and the `VectorStore` impl (long for one reason: Rust keeps a trait impl in one
-//! block). The collection's layout and what is not transactional: docs/internals.md.
+//! Layout: how records are points (`points`), prospects, signals and content (`records`), the
+//! gate's records (`gate`); this file holds the connection, the collection's set-up, shared
+//! point reads and the `VectorStore` impl, which calls them. The collection's layout and what
+//! is not transactional: docs/internals.md.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,7 +33,9 @@ use crate::domain::{
     Text, Weight,
 };
 
+mod gate;
 mod points;
+mod records;
 
 use points::*;
 
@@ -308,23 +311,7 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         prospect: &ProspectRecord,
     ) -> Result<(), StoreError> {
-        let mut payload = base_payload(tenant, KIND_PROSPECT);
-        payload.insert("prospect_id", prospect.id.to_string());
-        payload.insert("name", prospect.name.clone());
-        payload.insert("company", prospect.company.clone());
-        payload.insert("role", prospect.role.clone());
-        let attributes = serde_json::to_string(&prospect.attributes)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        payload.insert("attributes", attributes);
-        payload.insert("sample_key", sample_key(&prospect.id));
-        // A prospect record has no vector: the collection's vector is named, and named
-        // vectors may be left out of a point.
-        self.upsert(PointStruct::new(
-            point_id(tenant, KIND_PROSPECT, prospect.id.as_str()),
-            HashMap::<String, Vec<f32>>::new(),
-            payload,
-        ))
-        .await
+        records::upsert_prospect(self, tenant, prospect).await
     }
 
     async fn get_prospect(
@@ -332,27 +319,7 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         id: &ProspectId,
     ) -> Result<Option<ProspectSummary>, StoreError> {
-        let Some(point) = self
-            .get_point(point_id(tenant, KIND_PROSPECT, id.as_str()), false)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let p = &point.payload;
-        let attributes =
-            serde_json::from_str(&get_str(p, "attributes")?).map_err(|_| corrupt("attributes"))?;
-        let prospect = ProspectRecord {
-            id: id.clone(),
-            name: get_str(p, "name")?,
-            company: get_str(p, "company")?,
-            role: get_str(p, "role")?,
-            attributes,
-        };
-        let signal_count = self.signal_count(tenant, id).await?;
-        Ok(Some(ProspectSummary {
-            prospect,
-            signal_count,
-        }))
+        records::get_prospect(self, tenant, id).await
     }
 
     async fn delete_prospect(
@@ -360,23 +327,7 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         id: &ProspectId,
     ) -> Result<Option<u32>, StoreError> {
-        let existed = self.prospect_exists(tenant, id).await?;
-        let signals = self.signal_count(tenant, id).await?;
-        // Everything of the prospect's carries its id: one filtered delete erases it all,
-        // orphans of an interrupted earlier write included.
-        let filter = Filter::must([
-            Condition::matches("tenant", tenant.to_string()),
-            Condition::matches("prospect_id", id.to_string()),
-        ]);
-        self.client
-            .delete_points(
-                DeletePointsBuilder::new(&self.collection)
-                    .points(filter)
-                    .wait(true),
-            )
-            .await
-            .map_err(backend)?;
-        Ok(existed.then_some(signals))
+        records::delete_prospect(self, tenant, id).await
     }
 
     async fn upsert_signals(
@@ -385,44 +336,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         signals: &[SignalRecord],
     ) -> Result<SignalWrite, StoreError> {
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Err(StoreError::MissingProspect);
-        }
-        if let Some(bad) = signals.iter().find(|s| s.vector.len() != self.dimension) {
-            return Err(StoreError::DimensionMismatch {
-                expected: self.dimension,
-                found: bad.vector.len(),
-            });
-        }
-        let ids: Vec<PointId> = signals
-            .iter()
-            .map(|s| signal_point(tenant, prospect, &s.id))
-            .collect();
-        let replaced = self.existing(ids.clone()).await?.len() as u32;
-        let points: Vec<PointStruct> = signals
-            .iter()
-            .zip(ids)
-            .map(|(s, id)| {
-                let mut payload = base_payload(tenant, KIND_SIGNAL);
-                payload.insert("prospect_id", prospect.to_string());
-                payload.insert("signal_id", s.id.to_string());
-                payload.insert("source", s.source.as_str());
-                payload.insert("polarity", s.polarity.as_str());
-                payload.insert("observed_at", s.observed_at);
-                payload.insert("weight", f64::from(s.weight.get()));
-                payload.insert("text", s.text.as_str());
-                PointStruct::new(id, named(&s.vector), payload)
-            })
-            .collect();
-        self.client
-            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
-            .await
-            .map_err(backend)?;
-        Ok(SignalWrite {
-            added: signals.len() as u32 - replaced,
-            replaced,
-            total: self.signal_count(tenant, prospect).await?,
-        })
+        records::upsert_signals(self, tenant, prospect, signals).await
     }
 
     async fn delete_signals(
@@ -431,26 +345,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         ids: &[SignalId],
     ) -> Result<(u32, u32), StoreError> {
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Err(StoreError::MissingProspect);
-        }
-        let points: Vec<PointId> = ids
-            .iter()
-            .map(|s| signal_point(tenant, prospect, s))
-            .collect();
-        let existing = self.existing(points).await?;
-        let deleted = existing.len() as u32;
-        if !existing.is_empty() {
-            self.client
-                .delete_points(
-                    DeletePointsBuilder::new(&self.collection)
-                        .points(PointsIdsList { ids: existing })
-                        .wait(true),
-                )
-                .await
-                .map_err(backend)?;
-        }
-        Ok((deleted, self.signal_count(tenant, prospect).await?))
+        records::delete_signals(self, tenant, prospect, ids).await
     }
 
     async fn prospect_signals(
@@ -458,18 +353,7 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         prospect: &ProspectId,
     ) -> Result<Option<Vec<SignalRecord>>, StoreError> {
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Ok(None);
-        }
-        let points = self
-            .scroll_all(prospect_signals_filter(tenant, prospect), true)
-            .await?;
-        let mut signals = points
-            .iter()
-            .map(read_signal)
-            .collect::<Result<Vec<_>, _>>()?;
-        signals.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(Some(signals))
+        records::prospect_signals(self, tenant, prospect).await
     }
 
     async fn upsert_content(
@@ -477,26 +361,7 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         content: &ContentRecord,
     ) -> Result<(), StoreError> {
-        if content.vector.len() != self.dimension {
-            return Err(StoreError::DimensionMismatch {
-                expected: self.dimension,
-                found: content.vector.len(),
-            });
-        }
-        let mut payload = base_payload(tenant, KIND_CONTENT);
-        payload.insert("content_id", content.id.to_string());
-        payload.insert("content_kind", content.kind.as_str());
-        payload.insert("title", content.title.clone());
-        payload.insert("body", content.body.as_str());
-        let tags =
-            serde_json::to_string(&content.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
-        payload.insert("tags", tags);
-        self.upsert(PointStruct::new(
-            point_id(tenant, KIND_CONTENT, content.id.as_str()),
-            named(&content.vector),
-            payload,
-        ))
-        .await
+        records::upsert_content(self, tenant, content).await
     }
 
     async fn get_content(
@@ -504,44 +369,15 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         id: &ContentId,
     ) -> Result<Option<ContentRecord>, StoreError> {
-        let Some(point) = self
-            .get_point(point_id(tenant, KIND_CONTENT, id.as_str()), true)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let p = &point.payload;
-        Ok(Some(ContentRecord {
-            id: id.clone(),
-            kind: ContentKind::from_name(&get_str(p, "content_kind")?)
-                .ok_or_else(|| corrupt("content kind"))?,
-            title: get_str(p, "title")?,
-            body: Text::parse(get_str(p, "body")?, usize::MAX)
-                .map_err(|_| corrupt("content body"))?,
-            tags: serde_json::from_str(&get_str(p, "tags")?).map_err(|_| corrupt("tags"))?,
-            vector: dense(&point)?,
-        }))
+        records::get_content(self, tenant, id).await
     }
 
     async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError> {
-        let point = point_id(tenant, KIND_CONTENT, id.as_str());
-        if self.existing(vec![point.clone()]).await?.is_empty() {
-            return Ok(false);
-        }
-        self.client
-            .delete_points(
-                DeletePointsBuilder::new(&self.collection)
-                    .points(PointsIdsList { ids: vec![point] })
-                    .wait(true),
-            )
-            .await
-            .map_err(backend)?;
-        Ok(true)
+        records::delete_content(self, tenant, id).await
     }
 
     async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError> {
-        self.count(Filter::must(of_tenant_kind(tenant, KIND_PROSPECT)))
-            .await
+        records::prospect_count(self, tenant).await
     }
 
     async fn sample_prospects(
@@ -549,24 +385,7 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         n: usize,
     ) -> Result<Vec<ProspectId>, StoreError> {
-        let request = ScrollPointsBuilder::new(&self.collection)
-            .filter(Filter::must(of_tenant_kind(tenant, KIND_PROSPECT)))
-            .order_by(OrderBy {
-                key: "sample_key".into(),
-                direction: Some(Direction::Asc as i32),
-                start_from: None,
-            })
-            .limit(n.min(u32::MAX as usize) as u32)
-            .with_payload(true)
-            .with_vectors(false);
-        let page = self.client.scroll(request).await.map_err(backend)?;
-        page.result
-            .iter()
-            .map(|p| {
-                ProspectId::parse(get_str(&p.payload, "prospect_id")?)
-                    .map_err(|_| corrupt("prospect id"))
-            })
-            .collect()
+        records::sample_prospects(self, tenant, n).await
     }
 
     async fn nearest_prospects(
@@ -575,38 +394,7 @@ impl VectorStore for QdrantStore {
         vector: &[f32],
         limit: usize,
     ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
-        let mut must = of_tenant_kind(tenant, KIND_SIGNAL);
-        must.push(Condition::matches(
-            "polarity",
-            Polarity::Positive.as_str().to_owned(),
-        ));
-        let response = self
-            .client
-            .query_groups(
-                QueryPointGroupsBuilder::new(&self.collection, "prospect_id")
-                    .query(vector.to_vec())
-                    .using(VECTOR)
-                    .filter(Filter::must(must))
-                    .limit(limit as u64)
-                    .group_size(1u64)
-                    .with_payload(false),
-            )
-            .await
-            .map_err(backend)?;
-        let groups = response.result.map(|r| r.groups).unwrap_or_default();
-        groups
-            .into_iter()
-            .map(|g| {
-                let id = match g.id.and_then(|i| i.kind) {
-                    Some(group_id::Kind::StringValue(s)) => s,
-                    _ => return Err(corrupt("group id")),
-                };
-                let best = g.hits.first().map_or(0.0, |h| h.score);
-                ProspectId::parse(id)
-                    .map(|id| (id, best))
-                    .map_err(|_| corrupt("prospect id"))
-            })
-            .collect()
+        records::nearest_prospects(self, tenant, vector, limit).await
     }
 
     async fn sends(
@@ -616,27 +404,7 @@ impl VectorStore for QdrantStore {
         since: Millis,
         limit: usize,
     ) -> Result<Vec<SendRecord>, StoreError> {
-        let mut must = of_tenant_kind(tenant, KIND_SEND);
-        must.push(Condition::matches("prospect_id", prospect.to_string()));
-        must.push(Condition::range(
-            "sent_at",
-            Range {
-                gte: Some(since as f64),
-                ..Default::default()
-            },
-        ));
-        let points = self.scroll_all(Filter::must(must), true).await?;
-        let mut sends = points
-            .iter()
-            .map(read_send)
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        sends.sort_by(|a, b| {
-            b.sent_at
-                .cmp(&a.sent_at)
-                .then_with(|| a.send_id.cmp(&b.send_id))
-        });
-        sends.truncate(limit);
-        Ok(sends)
+        gate::sends(self, tenant, prospect, since, limit).await
     }
 
     async fn gate_history(
@@ -645,41 +413,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         window: &HistoryWindow,
     ) -> Result<GateRead, StoreError> {
-        let mut must = of_tenant_kind(tenant, KIND_ENGAGEMENT);
-        must.push(Condition::matches("prospect_id", prospect.to_string()));
-        must.push(Condition::matches(
-            "engagement",
-            EngagementKind::RepliedNegative.as_str().to_owned(),
-        ));
-        must.push(Condition::range(
-            "at",
-            Range {
-                gte: Some(window.replies_since as f64),
-                ..Default::default()
-            },
-        ));
-        let (sends, replies) = tokio::join!(
-            self.sends(tenant, prospect, window.sends_since, window.limit),
-            self.scroll_all(Filter::must(must), false),
-        );
-        let mut sends = sends?;
-        for send in &mut sends {
-            send.text.clear();
-        }
-        let mut replies = replies?
-            .iter()
-            .map(|point| {
-                Ok(EngagementRecord {
-                    send_id: SendId::parse(get_str(&point.payload, "send_id")?)
-                        .map_err(|_| corrupt("send id"))?,
-                    kind: EngagementKind::RepliedNegative,
-                    at: get_i64(&point.payload, "at")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        replies.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.send_id.cmp(&b.send_id)));
-        replies.truncate(window.limit);
-        Ok(GateRead { sends, replies })
+        gate::gate_history(self, tenant, prospect, window).await
     }
 
     async fn record_send(
@@ -688,20 +422,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         send: &SendRecord,
     ) -> Result<Option<(ProspectId, SendRecord)>, StoreError> {
-        // Read, then write, as record_decision: two replicas recording one send id at the same
-        // instant write the same point, and one survives.
-        let point = point_id(tenant, KIND_SEND, send.send_id.as_str());
-        if let Some(existing) = self.get_point(point.clone(), true).await? {
-            let p = &existing.payload;
-            let owner = ProspectId::parse(get_str(p, "prospect_id")?)
-                .map_err(|_| corrupt("prospect id"))?;
-            return Ok(Some((owner, read_send(&existing)?)));
-        }
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Err(StoreError::MissingProspect);
-        }
-        self.upsert(send_point(tenant, prospect, send)).await?;
-        Ok(None)
+        gate::record_send(self, tenant, prospect, send).await
     }
 
     async fn record_engagement(
@@ -710,25 +431,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         engagement: &EngagementRecord,
     ) -> Result<(), StoreError> {
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Err(StoreError::MissingProspect);
-        }
-        let key = format!(
-            "{prospect}\u{1f}{}\u{1f}{}",
-            engagement.send_id,
-            engagement.kind.as_str()
-        );
-        let mut payload = base_payload(tenant, KIND_ENGAGEMENT);
-        payload.insert("prospect_id", prospect.to_string());
-        payload.insert("send_id", engagement.send_id.to_string());
-        payload.insert("engagement", engagement.kind.as_str());
-        payload.insert("at", engagement.at);
-        self.upsert(PointStruct::new(
-            point_id(tenant, KIND_ENGAGEMENT, &key),
-            HashMap::<String, Vec<f32>>::new(),
-            payload,
-        ))
-        .await
+        gate::record_engagement(self, tenant, prospect, engagement).await
     }
 
     async fn engagements(
@@ -737,25 +440,7 @@ impl VectorStore for QdrantStore {
         prospect: &ProspectId,
         limit: usize,
     ) -> Result<Vec<EngagementRecord>, StoreError> {
-        let mut must = of_tenant_kind(tenant, KIND_ENGAGEMENT);
-        must.push(Condition::matches("prospect_id", prospect.to_string()));
-        let points = self.scroll_all(Filter::must(must), false).await?;
-        let mut out = points
-            .iter()
-            .map(|point| {
-                let p = &point.payload;
-                Ok(EngagementRecord {
-                    send_id: SendId::parse(get_str(p, "send_id")?)
-                        .map_err(|_| corrupt("send id"))?,
-                    kind: EngagementKind::from_name(&get_str(p, "engagement")?)
-                        .ok_or_else(|| corrupt("engagement kind"))?,
-                    at: get_i64(p, "at")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        out.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.send_id.cmp(&b.send_id)));
-        out.truncate(limit);
-        Ok(out)
+        gate::engagements(self, tenant, prospect, limit).await
     }
 
     async fn record_decision(
@@ -767,63 +452,7 @@ impl VectorStore for QdrantStore {
         decided_at: Millis,
         send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
-        // A decision already stored answers at once.
-        if let Some(existing) = self.get_decision(tenant, send_id).await? {
-            return Ok(Some(existing));
-        }
-        if !self.prospect_exists(tenant, prospect).await? {
-            return Err(StoreError::MissingProspect);
-        }
-        if let Some(send) = send {
-            // The send first: a decision is never visible without the send it let through. If
-            // another replica's decision of this send id wins below and was not a SEND, this
-            // send stays counted: one send too many, the safe side for a gate.
-            self.client
-                .upsert_points(
-                    UpsertPointsBuilder::new(
-                        &self.collection,
-                        vec![send_point(tenant, prospect, send)],
-                    )
-                    .wait(true),
-                )
-                .await
-                .map_err(backend)?;
-        }
-        let mut payload = base_payload(tenant, KIND_DECISION);
-        payload.insert("prospect_id", prospect.to_string());
-        payload.insert("send_id", send_id.to_string());
-        payload.insert("body", decision);
-        payload.insert("decided_at", decided_at);
-        // Which write this is: two replicas can make byte-identical decisions.
-        let writer = Uuid::new_v4().to_string();
-        payload.insert("writer", writer.clone());
-        let point = PointStruct::new(
-            point_id(tenant, KIND_DECISION, send_id.as_str()),
-            HashMap::<String, Vec<f32>>::new(),
-            payload,
-        );
-        // Insert-only: of replicas deciding this send id at once, the first write wins and
-        // the others change nothing; reading it back tells which one won.
-        self.client
-            .upsert_points(
-                UpsertPointsBuilder::new(&self.collection, vec![point])
-                    .update_mode(UpdateMode::InsertOnly)
-                    .wait(true),
-            )
-            .await
-            .map_err(backend)?;
-        let stored = self
-            .get_point(point_id(tenant, KIND_DECISION, send_id.as_str()), false)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Backend("a decision written with wait=true was not read back".into())
-            })?;
-        let won = get_str(&stored.payload, "writer").is_ok_and(|w| w == writer);
-        if won {
-            Ok(None)
-        } else {
-            get_str(&stored.payload, "body").map(Some)
-        }
+        gate::record_decision(self, tenant, prospect, send_id, decision, decided_at, send).await
     }
 
     async fn get_decision(
@@ -831,28 +460,15 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         send: &SendId,
     ) -> Result<Option<String>, StoreError> {
-        self.get_point(point_id(tenant, KIND_DECISION, send.as_str()), false)
-            .await?
-            .map(|p| get_str(&p.payload, "body"))
-            .transpose()
+        gate::get_decision(self, tenant, send).await
     }
 
     async fn put_policy(&self, tenant: &Tenant, policy: &str) -> Result<(), StoreError> {
-        let mut payload = base_payload(tenant, KIND_POLICY);
-        payload.insert("body", policy);
-        self.upsert(PointStruct::new(
-            point_id(tenant, KIND_POLICY, ""),
-            HashMap::<String, Vec<f32>>::new(),
-            payload,
-        ))
-        .await
+        gate::put_policy(self, tenant, policy).await
     }
 
     async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError> {
-        self.get_point(point_id(tenant, KIND_POLICY, ""), false)
-            .await?
-            .map(|p| get_str(&p.payload, "body"))
-            .transpose()
+        gate::get_policy(self, tenant).await
     }
 
     async fn put_suppression(
@@ -861,17 +477,7 @@ impl VectorStore for QdrantStore {
         key: &str,
         entry: &str,
     ) -> Result<(), StoreError> {
-        // No prospect_id in the payload: erasing the prospect (a filtered delete by
-        // prospect_id) leaves the entry.
-        let mut payload = base_payload(tenant, KIND_SUPPRESSION);
-        payload.insert("key", key.to_owned());
-        payload.insert("body", entry.to_owned());
-        self.upsert(PointStruct::new(
-            point_id(tenant, KIND_SUPPRESSION, key),
-            HashMap::<String, Vec<f32>>::new(),
-            payload,
-        ))
-        .await
+        gate::put_suppression(self, tenant, key, entry).await
     }
 
     async fn get_suppression(
@@ -879,100 +485,23 @@ impl VectorStore for QdrantStore {
         tenant: &Tenant,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        self.get_point(point_id(tenant, KIND_SUPPRESSION, key), false)
-            .await?
-            .map(|p| get_str(&p.payload, "body"))
-            .transpose()
+        gate::get_suppression(self, tenant, key).await
     }
 
     async fn delete_suppression(&self, tenant: &Tenant, key: &str) -> Result<bool, StoreError> {
-        let point = point_id(tenant, KIND_SUPPRESSION, key);
-        if self.existing(vec![point.clone()]).await?.is_empty() {
-            return Ok(false);
-        }
-        self.client
-            .delete_points(
-                DeletePointsBuilder::new(&self.collection)
-                    .points(PointsIdsList { ids: vec![point] })
-                    .wait(true),
-            )
-            .await
-            .map_err(backend)?;
-        Ok(true)
+        gate::delete_suppression(self, tenant, key).await
     }
 
     async fn suppressions(&self) -> Result<Vec<(Tenant, String, String)>, StoreError> {
-        let filter = Filter::must([Condition::matches("kind", KIND_SUPPRESSION.to_owned())]);
-        self.scroll_all(filter, false)
-            .await?
-            .iter()
-            .map(|point| {
-                let p = &point.payload;
-                Ok((
-                    Tenant::parse(get_str(p, "tenant")?).map_err(|_| corrupt("tenant"))?,
-                    get_str(p, "key")?,
-                    get_str(p, "body")?,
-                ))
-            })
-            .collect()
+        gate::suppressions(self).await
     }
 
     async fn secret(&self, name: &str) -> Result<String, StoreError> {
-        let read = || async {
-            self.get_point(secret_point(name), false)
-                .await?
-                .map(|p| get_str(&p.payload, "value"))
-                .transpose()
-        };
-        if let Some(value) = read().await? {
-            return Ok(value);
-        }
-        // Qdrant has no insert-if-absent: two processes making the first secret at the same
-        // instant both write, and the one read back afterwards is kept by both only if their
-        // writes did not interleave. Start one replica first on a new collection (docs/gate.md).
-        let mut payload = Payload::new();
-        payload.insert("kind", KIND_SECRET);
-        payload.insert("name", name.to_owned());
-        payload.insert("value", random_secret()?);
-        self.upsert(PointStruct::new(
-            secret_point(name),
-            HashMap::<String, Vec<f32>>::new(),
-            payload,
-        ))
-        .await?;
-        read()
-            .await?
-            .ok_or_else(|| StoreError::Backend("a secret written was not read back".into()))
+        gate::secret(self, name).await
     }
 
     async fn purge_before(&self, before: Millis) -> Result<u64, StoreError> {
-        let mut purged = 0;
-        for (kind, field) in [
-            (KIND_DECISION, "decided_at"),
-            (KIND_SEND, "sent_at"),
-            (KIND_ENGAGEMENT, "at"),
-        ] {
-            let filter = Filter::must([
-                Condition::matches("kind", kind.to_owned()),
-                Condition::range(
-                    field,
-                    Range {
-                        lt: Some(before as f64),
-                        ..Default::default()
-                    },
-                ),
-            ]);
-            purged += self.count(filter.clone()).await?;
-            self.client
-                .delete_points(
-                    DeletePointsBuilder::new(&self.collection)
-                        .points(filter)
-                        .wait(true),
-                )
-                .await
-                .map_err(backend)?;
-        }
-        Ok(purged)
+        gate::purge_before(self, before).await
     }
 }
 

@@ -1,9 +1,9 @@
 //! The embedded store: one SQLite file (rusqlite, bundled), the default adapter of `VectorStore`.
 //! rusqlite types never leave this folder; nothing here imports the engine or grpc.
 //! Layout: `schema.sql` and its migration (`schema`), the connection-owning threads (`runtime`),
-//! rows to records (`rows`). This file is long for one reason: the `VectorStore` impl, one
-//! method per port call, which Rust keeps in one block. Durability, group commit and the
-//! threads: docs/internals.md, "The embedded store".
+//! rows to records (`rows`), prospects, signals and content (`records`), the gate's records
+//! (`gate`); this file opens the store and holds the `VectorStore` impl, which calls them.
+//! Durability, group commit and the threads: docs/internals.md, "The embedded store".
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,8 @@ use crate::domain::{
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "pertinent.sqlite3";
 
+mod gate;
+mod records;
 mod rows;
 mod runtime;
 mod schema;
@@ -227,32 +229,7 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         prospect: &ProspectRecord,
     ) -> Result<(), StoreError> {
-        let tenant = tenant.to_string();
-        let p = prospect.clone();
-        self.write(move |conn| {
-            let attributes = serde_json::to_string(&p.attributes)
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            execute_cached(
-                conn,
-                "INSERT INTO prospects (tenant, id, name, company, role, attributes, sample_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (tenant, id) DO UPDATE SET
-                   name = excluded.name, company = excluded.company, role = excluded.role,
-                   attributes = excluded.attributes",
-                params![
-                    tenant,
-                    p.id.as_str(),
-                    p.name,
-                    p.company,
-                    p.role,
-                    attributes,
-                    sample_key(&p.id)
-                ],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        records::upsert_prospect(self, tenant, prospect).await
     }
 
     async fn get_prospect(
@@ -260,43 +237,7 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         id: &ProspectId,
     ) -> Result<Option<ProspectSummary>, StoreError> {
-        let tenant = tenant.to_string();
-        let id = id.clone();
-        self.read(move |conn| {
-            let row = query_row_cached(
-                conn,
-                "SELECT name, company, role, attributes FROM prospects
-                     WHERE tenant = ?1 AND id = ?2",
-                params![tenant, id.as_str()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(backend)?;
-            let Some((name, company, role, attributes)) = row else {
-                return Ok(None);
-            };
-            let attributes: BTreeMap<String, String> =
-                serde_json::from_str(&attributes).map_err(|_| corrupt("attributes"))?;
-            let signal_count = signal_count(conn, &tenant, id.as_str())?;
-            Ok(Some(ProspectSummary {
-                prospect: ProspectRecord {
-                    id,
-                    name,
-                    company,
-                    role,
-                    attributes,
-                },
-                signal_count,
-            }))
-        })
-        .await
+        records::get_prospect(self, tenant, id).await
     }
 
     async fn delete_prospect(
@@ -304,35 +245,7 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         id: &ProspectId,
     ) -> Result<Option<u32>, StoreError> {
-        let tenant = tenant.to_string();
-        let id = id.to_string();
-        let erased = self.erased.clone();
-        self.write(move |conn| {
-            erased.store(true, Ordering::SeqCst);
-            let tx = conn;
-            let signals = execute_cached(
-                tx,
-                "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2",
-                params![tenant, id],
-            )
-            .map_err(backend)?;
-            for table in ["sends", "engagements", "decisions"] {
-                execute_cached(
-                    tx,
-                    &format!("DELETE FROM {table} WHERE tenant = ?1 AND prospect_id = ?2"),
-                    params![tenant, id],
-                )
-                .map_err(backend)?;
-            }
-            let prospects = execute_cached(
-                tx,
-                "DELETE FROM prospects WHERE tenant = ?1 AND id = ?2",
-                params![tenant, id],
-            )
-            .map_err(backend)?;
-            Ok((prospects > 0).then_some(signals as u32))
-        })
-        .await
+        records::delete_prospect(self, tenant, id).await
     }
 
     async fn upsert_signals(
@@ -341,67 +254,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         signals: &[SignalRecord],
     ) -> Result<SignalWrite, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let signals = signals.to_vec();
-        let dimension = self.dimension;
-        self.write(move |conn| {
-            let tx = conn;
-            if !prospect_exists(tx, &tenant, &prospect)? {
-                return Err(StoreError::MissingProspect);
-            }
-            let mut write = SignalWrite::default();
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO signals
-                           (tenant, prospect_id, id, source, polarity, observed_at, weight, text, vector)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                         ON CONFLICT (tenant, prospect_id, id) DO UPDATE SET
-                           source = excluded.source, polarity = excluded.polarity,
-                           observed_at = excluded.observed_at, weight = excluded.weight,
-                           text = excluded.text, vector = excluded.vector",
-                    )
-                    .map_err(backend)?;
-                let mut exists = tx
-                    .prepare_cached(
-                        "SELECT 1 FROM signals WHERE tenant = ?1 AND prospect_id = ?2 AND id = ?3",
-                    )
-                    .map_err(backend)?;
-                for s in &signals {
-                    if s.vector.len() != dimension {
-                        return Err(StoreError::DimensionMismatch {
-                            expected: dimension,
-                            found: s.vector.len(),
-                        });
-                    }
-                    let existed = exists
-                        .exists(params![tenant, prospect, s.id.as_str()])
-                        .map_err(backend)?;
-                    insert
-                        .execute(params![
-                            tenant,
-                            prospect,
-                            s.id.as_str(),
-                            s.source.as_str(),
-                            s.polarity.as_str(),
-                            s.observed_at,
-                            s.weight.get(),
-                            s.text.as_str(),
-                            to_blob(&s.vector),
-                        ])
-                        .map_err(backend)?;
-                    if existed {
-                        write.replaced += 1;
-                    } else {
-                        write.added += 1;
-                    }
-                }
-            }
-            write.total = signal_count(tx, &tenant, &prospect)?;
-            Ok(write)
-        })
-        .await
+        records::upsert_signals(self, tenant, prospect, signals).await
     }
 
     async fn delete_signals(
@@ -410,33 +263,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         ids: &[SignalId],
     ) -> Result<(u32, u32), StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let erased = self.erased.clone();
-        self.write(move |conn| {
-            erased.store(true, Ordering::SeqCst);
-            let tx = conn;
-            if !prospect_exists(tx, &tenant, &prospect)? {
-                return Err(StoreError::MissingProspect);
-            }
-            let mut deleted = 0;
-            {
-                let mut delete = tx
-                    .prepare_cached(
-                        "DELETE FROM signals WHERE tenant = ?1 AND prospect_id = ?2 AND id = ?3",
-                    )
-                    .map_err(backend)?;
-                for id in &ids {
-                    deleted += delete
-                        .execute(params![tenant, prospect, id])
-                        .map_err(backend)? as u32;
-                }
-            }
-            let remaining = signal_count(tx, &tenant, &prospect)?;
-            Ok((deleted, remaining))
-        })
-        .await
+        records::delete_signals(self, tenant, prospect, ids).await
     }
 
     async fn prospect_signals(
@@ -444,30 +271,7 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         prospect: &ProspectId,
     ) -> Result<Option<Vec<SignalRecord>>, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        self.read(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            if !prospect_exists(&tx, &tenant, &prospect)? {
-                return Ok(None);
-            }
-            let mut out = Vec::new();
-            {
-                let mut select = tx
-                    .prepare_cached(
-                        "SELECT id, source, polarity, observed_at, weight, text, vector
-                         FROM signals WHERE tenant = ?1 AND prospect_id = ?2 ORDER BY id",
-                    )
-                    .map_err(backend)?;
-                let mut rows = select.query(params![tenant, prospect]).map_err(backend)?;
-                while let Some(row) = rows.next().map_err(backend)? {
-                    out.push(read_signal(row)?);
-                }
-            }
-            tx.commit().map_err(backend)?;
-            Ok(Some(out))
-        })
-        .await
+        records::prospect_signals(self, tenant, prospect).await
     }
 
     async fn upsert_content(
@@ -475,32 +279,7 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         content: &ContentRecord,
     ) -> Result<(), StoreError> {
-        let tenant = tenant.to_string();
-        let c = content.clone();
-        self.write(move |conn| {
-            let tags =
-                serde_json::to_string(&c.tags).map_err(|e| StoreError::Backend(e.to_string()))?;
-            execute_cached(
-                conn,
-                "INSERT INTO content (tenant, id, kind, title, body, tags, vector)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (tenant, id) DO UPDATE SET
-                   kind = excluded.kind, title = excluded.title, body = excluded.body,
-                   tags = excluded.tags, vector = excluded.vector",
-                params![
-                    tenant,
-                    c.id.as_str(),
-                    c.kind.as_str(),
-                    c.title,
-                    c.body.as_str(),
-                    tags,
-                    to_blob(&c.vector)
-                ],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        records::upsert_content(self, tenant, content).await
     }
 
     async fn get_content(
@@ -508,70 +287,15 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         id: &ContentId,
     ) -> Result<Option<ContentRecord>, StoreError> {
-        let tenant = tenant.to_string();
-        let id = id.clone();
-        self.read(move |conn| {
-            let row = query_row_cached(
-                conn,
-                "SELECT kind, title, body, tags, vector FROM content
-                     WHERE tenant = ?1 AND id = ?2",
-                params![tenant, id.as_str()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(backend)?;
-            let Some((kind, title, body, tags, vector)) = row else {
-                return Ok(None);
-            };
-            Ok(Some(ContentRecord {
-                id,
-                kind: ContentKind::from_name(&kind).ok_or_else(|| corrupt("content kind"))?,
-                title,
-                body: Text::parse(body, usize::MAX).map_err(|_| corrupt("content body"))?,
-                tags: serde_json::from_str(&tags).map_err(|_| corrupt("content tags"))?,
-                vector: from_blob(&vector),
-            }))
-        })
-        .await
+        records::get_content(self, tenant, id).await
     }
 
     async fn delete_content(&self, tenant: &Tenant, id: &ContentId) -> Result<bool, StoreError> {
-        let tenant = tenant.to_string();
-        let id = id.to_string();
-        let erased = self.erased.clone();
-        self.write(move |conn| {
-            erased.store(true, Ordering::SeqCst);
-            let n = execute_cached(
-                conn,
-                "DELETE FROM content WHERE tenant = ?1 AND id = ?2",
-                params![tenant, id],
-            )
-            .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        records::delete_content(self, tenant, id).await
     }
 
     async fn prospect_count(&self, tenant: &Tenant) -> Result<u64, StoreError> {
-        let tenant = tenant.to_string();
-        self.read(move |conn| {
-            query_row_cached(
-                conn,
-                "SELECT COUNT(*) FROM prospects WHERE tenant = ?1",
-                params![tenant],
-                |r| r.get::<_, i64>(0).map(|n| n.max(0) as u64),
-            )
-            .map_err(backend)
-        })
-        .await
+        records::prospect_count(self, tenant).await
     }
 
     async fn sample_prospects(
@@ -579,24 +303,7 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         n: usize,
     ) -> Result<Vec<ProspectId>, StoreError> {
-        let tenant = tenant.to_string();
-        self.read(move |conn| {
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT id FROM prospects WHERE tenant = ?1 ORDER BY sample_key, id LIMIT ?2",
-                )
-                .map_err(backend)?;
-            let ids = select
-                .query_map(params![tenant, n as i64], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .map(|r| {
-                    r.map_err(backend)
-                        .and_then(|s| ProspectId::parse(s).map_err(|_| corrupt("prospect id")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(ids)
-        })
-        .await
+        records::sample_prospects(self, tenant, n).await
     }
 
     async fn nearest_prospects(
@@ -605,48 +312,7 @@ impl VectorStore for SqliteStore {
         vector: &[f32],
         limit: usize,
     ) -> Result<Vec<(ProspectId, f32)>, StoreError> {
-        let tenant = tenant.to_string();
-        let query = vector.to_vec();
-        self.scan(move |conn| {
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT prospect_id, vector FROM signals
-                     WHERE tenant = ?1 AND polarity = 'positive'",
-                )
-                .map_err(backend)?;
-            let mut best: HashMap<String, f32> = HashMap::new();
-            let mut rows = select.query(params![tenant]).map_err(backend)?;
-            let mut buf = Vec::with_capacity(query.len());
-            while let Some(row) = rows.next().map_err(backend)? {
-                let prospect: String = row.get(0).map_err(backend)?;
-                let blob = row
-                    .get_ref(1)
-                    .map_err(backend)?
-                    .as_blob()
-                    .map_err(|_| corrupt("vector"))?;
-                buf.clear();
-                buf.extend(
-                    blob.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
-                let sim = dot(&query, &buf);
-                best.entry(prospect)
-                    .and_modify(|b| *b = b.max(sim))
-                    .or_insert(sim);
-            }
-            let mut ranked: Vec<(String, f32)> = best.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            ranked.truncate(limit);
-            ranked
-                .into_iter()
-                .map(|(id, s)| {
-                    ProspectId::parse(id)
-                        .map(|id| (id, s))
-                        .map_err(|_| corrupt("prospect id"))
-                })
-                .collect()
-        })
-        .await
+        records::nearest_prospects(self, tenant, vector, limit).await
     }
 
     async fn sends(
@@ -656,10 +322,7 @@ impl VectorStore for SqliteStore {
         since: Millis,
         limit: usize,
     ) -> Result<Vec<SendRecord>, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        self.read(move |conn| read_sends(conn, &tenant, &prospect, since, limit, true))
-            .await
+        gate::sends(self, tenant, prospect, since, limit).await
     }
 
     async fn gate_history(
@@ -668,18 +331,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         window: &HistoryWindow,
     ) -> Result<GateRead, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let w = *window;
-        // One read transaction, so that both lists are of one moment.
-        self.read(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            let sends = read_sends(&tx, &tenant, &prospect, w.sends_since, w.limit, false)?;
-            let replies = read_replies(&tx, &tenant, &prospect, w.replies_since, w.limit)?;
-            tx.commit().map_err(backend)?;
-            Ok(GateRead { sends, replies })
-        })
-        .await
+        gate::gate_history(self, tenant, prospect, window).await
     }
 
     async fn record_send(
@@ -688,60 +340,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         send: &SendRecord,
     ) -> Result<Option<(ProspectId, SendRecord)>, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let send = send.clone();
-        self.write(move |conn| {
-            if !prospect_exists(conn, &tenant, &prospect)? {
-                return Err(StoreError::MissingProspect);
-            }
-            let existing = query_row_cached(
-                conn,
-                "SELECT prospect_id, decision_id, candidate_id, channel, sent_at, text, vector
-                 FROM sends WHERE tenant = ?1 AND send_id = ?2",
-                params![tenant, send.send_id.as_str()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        SendRecord {
-                            send_id: send.send_id.clone(),
-                            decision_id: r.get(1)?,
-                            candidate_id: r.get(2)?,
-                            channel: r.get(3)?,
-                            sent_at: r.get(4)?,
-                            text: r.get(5)?,
-                            vector: from_blob(&r.get::<_, Vec<u8>>(6)?),
-                        },
-                    ))
-                },
-            )
-            .optional()
-            .map_err(backend)?;
-            if let Some((owner, first)) = existing {
-                let owner = ProspectId::parse(owner).map_err(|_| corrupt("prospect id"))?;
-                return Ok(Some((owner, first)));
-            }
-            execute_cached(
-                conn,
-                "INSERT INTO sends
-                   (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    tenant,
-                    send.send_id.as_str(),
-                    prospect,
-                    send.decision_id,
-                    send.candidate_id,
-                    send.channel,
-                    send.sent_at,
-                    send.text,
-                    to_blob(&send.vector)
-                ],
-            )
-            .map_err(backend)?;
-            Ok(None)
-        })
-        .await
+        gate::record_send(self, tenant, prospect, send).await
     }
 
     async fn record_engagement(
@@ -750,25 +349,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         engagement: &EngagementRecord,
     ) -> Result<(), StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let e = engagement.clone();
-        self.write(move |conn| {
-            let tx = conn;
-            if !prospect_exists(tx, &tenant, &prospect)? {
-                return Err(StoreError::MissingProspect);
-            }
-            execute_cached(
-                tx,
-                "INSERT INTO engagements (tenant, prospect_id, send_id, kind, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (tenant, prospect_id, send_id, kind) DO UPDATE SET at = excluded.at",
-                params![tenant, prospect, e.send_id.as_str(), e.kind.as_str(), e.at],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        gate::record_engagement(self, tenant, prospect, engagement).await
     }
 
     async fn engagements(
@@ -777,10 +358,7 @@ impl VectorStore for SqliteStore {
         prospect: &ProspectId,
         limit: usize,
     ) -> Result<Vec<EngagementRecord>, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        self.read(move |conn| read_engagements(conn, &tenant, &prospect, limit))
-            .await
+        gate::engagements(self, tenant, prospect, limit).await
     }
 
     async fn record_decision(
@@ -792,61 +370,7 @@ impl VectorStore for SqliteStore {
         decided_at: Millis,
         send: Option<&SendRecord>,
     ) -> Result<Option<String>, StoreError> {
-        let tenant = tenant.to_string();
-        let prospect = prospect.to_string();
-        let send_id = send_id.to_string();
-        let decision = decision.to_owned();
-        let send = send.cloned();
-        // Most checks write a decision and no send: one statement, which is atomic without a
-        // savepoint. It inserts only for an existing prospect and a new send id.
-        self.write_with(send.is_some(), move |conn| {
-            let inserted = execute_cached(
-                conn,
-                "INSERT INTO decisions (tenant, send_id, prospect_id, body, decided_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5
-                 WHERE EXISTS (SELECT 1 FROM prospects WHERE tenant = ?1 AND id = ?3)
-                 ON CONFLICT (tenant, send_id) DO NOTHING",
-                params![tenant, send_id, prospect, decision, decided_at],
-            )
-            .map_err(backend)?;
-            if inserted == 0 {
-                let existing: Option<String> = query_row_cached(
-                    conn,
-                    "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
-                    params![tenant, send_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-                return match existing {
-                    Some(first) => Ok(Some(first)),
-                    None => Err(StoreError::MissingProspect),
-                };
-            }
-            if let Some(send) = send {
-                execute_cached(
-                    conn,
-                    "INSERT INTO sends
-                       (tenant, send_id, prospect_id, decision_id, candidate_id, channel, sent_at, text, vector)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (tenant, send_id) DO NOTHING",
-                    params![
-                        tenant,
-                        send.send_id.as_str(),
-                        prospect,
-                        send.decision_id,
-                        send.candidate_id,
-                        send.channel,
-                        send.sent_at,
-                        send.text,
-                        to_blob(&send.vector)
-                    ],
-                )
-                .map_err(backend)?;
-            }
-            Ok(None)
-        })
-        .await
+        gate::record_decision(self, tenant, prospect, send_id, decision, decided_at, send).await
     }
 
     async fn get_decision(
@@ -854,50 +378,15 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         send: &SendId,
     ) -> Result<Option<String>, StoreError> {
-        let tenant = tenant.to_string();
-        let send = send.to_string();
-        self.read(move |conn| {
-            query_row_cached(
-                conn,
-                "SELECT body FROM decisions WHERE tenant = ?1 AND send_id = ?2",
-                params![tenant, send],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        gate::get_decision(self, tenant, send).await
     }
 
     async fn put_policy(&self, tenant: &Tenant, policy: &str) -> Result<(), StoreError> {
-        let tenant = tenant.to_string();
-        let policy = policy.to_owned();
-        self.write(move |conn| {
-            execute_cached(
-                conn,
-                "INSERT INTO policies (tenant, body) VALUES (?1, ?2)
-                 ON CONFLICT (tenant) DO UPDATE SET body = excluded.body",
-                params![tenant, policy],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        gate::put_policy(self, tenant, policy).await
     }
 
     async fn get_policy(&self, tenant: &Tenant) -> Result<Option<String>, StoreError> {
-        let tenant = tenant.to_string();
-        self.read(move |conn| {
-            query_row_cached(
-                conn,
-                "SELECT body FROM policies WHERE tenant = ?1",
-                params![tenant],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        gate::get_policy(self, tenant).await
     }
 
     async fn put_suppression(
@@ -906,18 +395,7 @@ impl VectorStore for SqliteStore {
         key: &str,
         entry: &str,
     ) -> Result<(), StoreError> {
-        let (tenant, key, entry) = (tenant.to_string(), key.to_owned(), entry.to_owned());
-        self.write(move |conn| {
-            execute_cached(
-                conn,
-                "INSERT INTO suppressions (tenant, key, entry) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (tenant, key) DO UPDATE SET entry = excluded.entry",
-                params![tenant, key, entry],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        gate::put_suppression(self, tenant, key, entry).await
     }
 
     async fn get_suppression(
@@ -925,93 +403,22 @@ impl VectorStore for SqliteStore {
         tenant: &Tenant,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let (tenant, key) = (tenant.to_string(), key.to_owned());
-        self.read(move |conn| {
-            query_row_cached(
-                conn,
-                "SELECT entry FROM suppressions WHERE tenant = ?1 AND key = ?2",
-                params![tenant, key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        gate::get_suppression(self, tenant, key).await
     }
 
     async fn delete_suppression(&self, tenant: &Tenant, key: &str) -> Result<bool, StoreError> {
-        let (tenant, key) = (tenant.to_string(), key.to_owned());
-        self.write(move |conn| {
-            let n = execute_cached(
-                conn,
-                "DELETE FROM suppressions WHERE tenant = ?1 AND key = ?2",
-                params![tenant, key],
-            )
-            .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        gate::delete_suppression(self, tenant, key).await
     }
 
     async fn suppressions(&self) -> Result<Vec<(Tenant, String, String)>, StoreError> {
-        self.scan(|conn| {
-            let mut select = conn
-                .prepare("SELECT tenant, key, entry FROM suppressions ORDER BY tenant, key")
-                .map_err(backend)?;
-            let mut rows = select.query([]).map_err(backend)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(backend)? {
-                let tenant: String = r.get(0).map_err(backend)?;
-                out.push((
-                    Tenant::parse(tenant).map_err(|_| corrupt("tenant"))?,
-                    r.get(1).map_err(backend)?,
-                    r.get(2).map_err(backend)?,
-                ));
-            }
-            Ok(out)
-        })
-        .await
+        gate::suppressions(self).await
     }
 
     async fn secret(&self, name: &str) -> Result<String, StoreError> {
-        let key = format!("secret:{name}");
-        let fresh = random_secret()?;
-        // One statement each in the writer's transaction: the first caller's value stays.
-        self.write(move |conn| {
-            execute_cached(
-                conn,
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
-                params![key, fresh],
-            )
-            .map_err(backend)?;
-            query_row_cached(
-                conn,
-                "SELECT value FROM meta WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .map_err(backend)
-        })
-        .await
+        gate::secret(self, name).await
     }
 
     async fn purge_before(&self, before: Millis) -> Result<u64, StoreError> {
-        self.write(move |conn| {
-            let mut purged = 0u64;
-            for (table, column) in [
-                ("decisions", "decided_at"),
-                ("sends", "sent_at"),
-                ("engagements", "at"),
-            ] {
-                purged += execute_cached(
-                    conn,
-                    &format!("DELETE FROM {table} WHERE {column} < ?1"),
-                    params![before],
-                )
-                .map_err(backend)? as u64;
-            }
-            Ok(purged)
-        })
-        .await
+        gate::purge_before(self, before).await
     }
 }
