@@ -86,3 +86,13 @@ impl SecuritySettings {
         }
     }
 }
+
+/// Who may connect, and how, resolved.
+#[derive(Debug, Clone)]
+pub struct SecurityOptions {
+    pub api_keys_file: Option<PathBuf>,
+    pub insecure_no_auth: bool,
+    pub reflection: bool,
+    pub tls: Option<TlsFiles>,
+    pub health_listen: Option<SocketAddr>,
+}
