@@ -50,10 +50,25 @@ async fn connect(addr: &str) -> Channel {
 /// One writer: prospects with signals, content, recorded Checks, engagements and erasures, in
 /// turn, until a call fails (the kill).
 async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) {
+    let mut i = 0u32;
+    while write_one(&channel, round, w, i, &acked).await.is_ok() {
+        i += 1;
+    }
+}
+
+/// Writer `w`'s writes number `i`, each recorded in `acked` once acknowledged; the first
+/// failure ends them.
+async fn write_one(
+    channel: &Channel,
+    round: u32,
+    w: u32,
+    i: u32,
+    acked: &Mutex<Acked>,
+) -> Result<(), tonic::Status> {
     let mut prospects = ProspectServiceClient::new(channel.clone());
     let mut content = ContentServiceClient::new(channel.clone());
     let mut gate = GateServiceClient::new(channel.clone());
-    for i in 0u32.. {
+    {
         let id = format!("r{round}-w{w}-p{i}");
         let name = format!("Person {round}.{w}.{i}");
         let upserted = prospects
@@ -62,9 +77,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
                 prospect: Some(prospect(&id, &name, "Northwind", "VP Operations")),
             })
             .await;
-        if upserted.is_err() {
-            return;
-        }
+        upserted?;
         {
             let mut a = acked.lock().unwrap();
             a.prospects.insert(id.clone(), Some((name.clone(), 0)));
@@ -87,9 +100,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
                 signals,
             })
             .await;
-        if added.is_err() {
-            return;
-        }
+        added?;
         {
             let mut a = acked.lock().unwrap();
             a.prospects
@@ -110,9 +121,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
                 )),
             })
             .await;
-        if registered.is_err() {
-            return;
-        }
+        registered?;
         {
             let mut a = acked.lock().unwrap();
             a.contents.insert(piece.clone(), title);
@@ -130,7 +139,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
                 dry_run: false,
             })
             .await;
-        let Ok(decided) = checked else { return };
+        let decided = checked?;
         {
             let mut a = acked.lock().unwrap();
             a.decisions.insert(
@@ -149,9 +158,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
                 text: String::new(),
             })
             .await;
-        if engaged.is_err() {
-            return;
-        }
+        engaged?;
         {
             let mut a = acked.lock().unwrap();
             a.engagements.push((id.clone(), send_id));
@@ -165,9 +172,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
                     id: id.clone(),
                 })
                 .await;
-            if erased.is_err() {
-                return;
-            }
+            erased?;
             let mut a = acked.lock().unwrap();
             a.prospects.insert(id.clone(), None);
             a.decisions.retain(|_, (p, _)| p != &id);
@@ -175,6 +180,7 @@ async fn writer(channel: Channel, round: u32, w: u32, acked: Arc<Mutex<Acked>>) 
             a.writes += 1;
         }
     }
+    Ok(())
 }
 
 /// Every acknowledged write is there and whole; the unacknowledged AddSignals is all or nothing.
